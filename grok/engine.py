@@ -1,0 +1,355 @@
+"""The compiled training engine (DESIGN.md §1).
+
+A *group* of members shares every static config field; their dynamic numbers
+(seed, lr, weight decay, ξ, α, …) are stacked along a member axis. One group is
+trained by two compiled programs, both `jit(vmap(·))` over members:
+
+- `init`: build the data, the model and the optimizer state, evaluate step 0;
+- `chunk`: `lax.scan` over log intervals around `lax.scan` over steps, with the
+  metrics and probes evaluated on device at the end of every interval.
+
+The host loops over chunks only to drive a progress bar. A member whose loss or
+parameters become non-finite is flagged `diverged` and its state stops
+changing; the other members are unaffected.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+import tasks
+from grok import losses
+from grok.config import DYNAMIC_FIELDS, Config, split_dynamic
+from grok.models import build_model
+from grok.optim import optimizer_from_config
+from grok.probe_hooks import ProbeContext, interval_probes, ntk_is_slow, probe_context, slow_probes
+
+Array = jax.Array
+
+_TRACES: dict[str, int] = {"init": 0, "chunk": 0}
+
+
+def trace_count() -> int:
+    """How many times a training program has been traced (≈ compiled) in this process."""
+    return _TRACES["init"] + _TRACES["chunk"]
+
+
+def dtype_of(name: str) -> jnp.dtype:
+    return jnp.dtype(name)
+
+
+class MemberState(NamedTuple):
+    """Everything one member carries from chunk to chunk (a pytree of arrays)."""
+
+    data: tasks.Dataset
+    params: Any  # nnx.State of nnx.Param
+    rest: Any  # nnx.State of everything else (BatchNorm stats, RNG streams, Hyper values)
+    opt_state: Any
+    key: Array
+    diverged: Array  # bool scalar
+    diverged_step: Array  # int32 scalar, -1 while finite
+    step: Array  # int32 scalar
+    probe: ProbeContext  # reference quantities for probes (initial params, NTK at init, …)
+
+
+# --------------------------------------------------------------------------- model pieces
+def _graphdef(cfg: Config) -> nnx.GraphDef:
+    """The static model structure of a group (identical for every member)."""
+    spec = tasks.spec(cfg.task)
+
+    def make():
+        model = _build(cfg, spec, jax.random.key(0), {name: Config().get(name) for name in DYNAMIC_FIELDS})
+        return model
+
+    abstract = nnx.eval_shape(make)
+    graphdef, _, _ = nnx.split(abstract, nnx.Param, ...)
+    return graphdef
+
+
+def _build(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]) -> nnx.Module:
+    k_params, k_dropout = jax.random.split(key)
+    return build_model(
+        cfg.model,
+        spec,
+        rngs=nnx.Rngs(params=k_params, dropout=k_dropout),
+        init_scale=dyn["model.init_scale"],
+        dropout=dyn["model.dropout"],
+        alpha=dyn["model.alpha"],
+        epsilon=dyn["model.epsilon"],
+        param_dtype=dtype_of(cfg.train.param_dtype),
+    )
+
+
+class Forward(NamedTuple):
+    """Model application for one group: `apply(params, rest, x, train) -> (outputs, rest)`."""
+
+    graphdef: nnx.GraphDef
+
+    def apply(self, params, rest, x: Array, train: bool, output_scale: Array) -> tuple[Array, Any]:
+        model = nnx.merge(self.graphdef, params, rest, copy=True)
+        out = model(x, train=train)
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        return out * output_scale.astype(out.dtype), new_rest
+
+
+def loss_terms(cfg: Config, spec: tasks.TaskSpec, outputs: Array, targets: Array, alpha: Array) -> Array:
+    """Per-example loss in the loss dtype; the α-net's loss is divided by α² [K]."""
+    per = losses.per_example_loss(cfg.loss.kind, outputs, targets, n_classes=spec.n_classes, dtype=cfg.loss.dtype)
+    if cfg.model.kind == "alpha_net":
+        per = per / jnp.square(alpha).astype(per.dtype)
+    return per
+
+
+# --------------------------------------------------------------------------- evaluation
+def _masked_mean(values: Array, mask: Array) -> Array:
+    """Mean of `values` where `mask`; NaN when the mask is empty."""
+    count = jnp.sum(mask)
+    total = jnp.sum(jnp.where(mask, values.astype(jnp.float32), 0.0))
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def _tree_norm(tree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
+
+
+def metric_dtype(cfg: Config) -> jnp.dtype:
+    """Metrics are stored in float64 for float64 runs, else float32."""
+    return jnp.dtype(jnp.float64 if cfg.uses_float64 else jnp.float32)
+
+
+def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState, dyn: Mapping[str, Array]) -> dict:
+    """Metrics of DESIGN.md §8 at the current parameters (evaluation mode), on device."""
+    data, scale, alpha = state.data, dyn["loss.logit_scale"], dyn["model.alpha"]
+    out_train, _ = fwd.apply(state.params, state.rest, data.x_train, False, scale)
+    out_test, _ = fwd.apply(state.params, state.rest, data.x_test, False, scale)
+    per_train = loss_terms(cfg, spec, out_train, data.y_train, alpha)
+    per_test = loss_terms(cfg, spec, out_test, data.y_test, alpha)
+    metrics = {
+        "train_loss": jnp.mean(per_train.astype(metric_dtype(cfg))),
+        "test_loss": jnp.mean(per_test.astype(metric_dtype(cfg))),
+        "weight_norm": _tree_norm(state.params),
+        "diverged": state.diverged,
+    }
+    if spec.n_classes:
+        hit_train = losses.accuracy(out_train, data.y_train)
+        hit_true = losses.accuracy(out_train, data.y_train_true)
+        everyone = jnp.ones_like(data.corrupted)
+        metrics |= {
+            "train_acc": _masked_mean(hit_train, everyone),
+            "test_acc": jnp.mean(losses.accuracy(out_test, data.y_test).astype(jnp.float32)),
+            "train_acc_clean": _masked_mean(hit_train, ~data.corrupted),
+            "train_acc_corrupted": _masked_mean(hit_train, data.corrupted),
+            "corrupted_true_acc": _masked_mean(hit_true, data.corrupted),
+        }
+    else:
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        metrics |= dict.fromkeys(
+            ("train_acc", "test_acc", "train_acc_clean", "train_acc_corrupted", "corrupted_true_acc"), nan
+        )
+    ctx = (cfg, spec, fwd, state, dyn, out_train, per_train)
+    metrics |= interval_probes(*ctx)
+    return {k: _as_metric(cfg, v) for k, v in metrics.items()}
+
+
+def _as_metric(cfg: Config, value: Array) -> Array:
+    if value.dtype in (jnp.bool_, jnp.int32):
+        return value
+    return value.astype(metric_dtype(cfg))
+
+
+# --------------------------------------------------------------------------- one member
+def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[str, Array]):
+    _TRACES["init"] += 1
+    key = jax.random.key(dyn["seed"])
+    key, k_model = jax.random.split(key)
+    data = tasks.build(
+        cfg.task,
+        jax.random.key(dyn["task.data_seed"]),
+        dyn["task.corrupt_fraction"],
+        dtype=dtype_of(cfg.train.param_dtype),
+    )
+    model = _build(cfg, spec, k_model, dyn)
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = optimizer_from_config(cfg.optim, dyn).init(params)
+    state = MemberState(
+        data=data,
+        params=params,
+        rest=rest,
+        opt_state=opt_state,
+        key=key,
+        diverged=jnp.zeros((), jnp.bool_),
+        diverged_step=jnp.full((), -1, jnp.int32),
+        step=jnp.zeros((), jnp.int32),
+        probe=probe_context(cfg, spec, fwd, data, params, rest, dyn),
+    )
+    metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
+    return state, metrics
+
+
+def _all_finite(tree) -> Array:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
+
+
+def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: MemberState, dyn) -> MemberState:
+    data = state.data
+    key, k_batch = jax.random.split(state.key)
+    if cfg.optim.batch_size is None:
+        x, y = data.x_train, data.y_train
+    else:
+        idx = jax.random.choice(k_batch, data.x_train.shape[0], (cfg.optim.batch_size,), replace=False)
+        x, y = data.x_train[idx], data.y_train[idx]
+
+    def loss_fn(params):
+        out, new_rest = fwd.apply(params, state.rest, x, True, dyn["loss.logit_scale"])
+        per = loss_terms(cfg, spec, out, y, dyn["model.alpha"])
+        return jnp.mean(per), new_rest
+
+    (loss, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
+    updates, new_opt = tx.update(grads, state.opt_state, state.params)
+    new_params = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
+    finite = jnp.isfinite(loss) & _all_finite(new_params)
+    bad = state.diverged | ~finite
+
+    def keep(new, old):
+        return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
+
+    return state._replace(
+        params=keep(new_params, state.params),
+        rest=keep(new_rest, state.rest),
+        opt_state=keep(new_opt, state.opt_state),
+        key=key,
+        diverged=bad,
+        diverged_step=jnp.where(~state.diverged & bad, state.step, state.diverged_step),
+        step=state.step + 1,
+    )
+
+
+def _run_chunk(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, n_intervals: int, state: MemberState, dyn):
+    _TRACES["chunk"] += 1
+    tx = optimizer_from_config(cfg.optim, dyn)
+
+    def one_step(s, _):
+        return _train_step(cfg, spec, fwd, tx, s, dyn), None
+
+    def one_interval(s, _):
+        s, _ = jax.lax.scan(one_step, s, None, length=cfg.train.log_every)
+        return s, evaluate(cfg, spec, fwd, s, dyn)
+
+    state, metrics = jax.lax.scan(one_interval, state, None, length=n_intervals)
+    return state, metrics, slow_probes(cfg, spec, fwd, state, dyn)
+
+
+# --------------------------------------------------------------------------- a group
+def chunk_intervals(cfg: Config) -> int:
+    """Log intervals per compiled chunk: the NTK interval if it has one, else ≈1/20 of the run."""
+    total = cfg.train.steps // cfg.train.log_every
+    if ntk_is_slow(cfg):
+        return cfg.train.ntk_every // cfg.train.log_every
+    target = max(1, math.ceil(total / 20))
+    divisors = [d for d in range(1, total + 1) if total % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+@functools.lru_cache(maxsize=64)
+def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None):
+    """The compiled init and chunk programs of one static group (cached by the static config)."""
+    spec = tasks.spec(static_cfg.task)
+    fwd = Forward(_graphdef(static_cfg))
+    init = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
+    chunk = jax.vmap(functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk))
+    if sharding is None:
+        return jax.jit(init), jax.jit(chunk, donate_argnums=(0,))
+    return jax.jit(init, out_shardings=sharding), jax.jit(chunk, donate_argnums=(0,), out_shardings=sharding)
+
+
+def stack_dynamic(configs: Sequence[Config]) -> tuple[Config, dict[str, np.ndarray]]:
+    """Check the configs form one group; return (static config, dynamic values [members])."""
+    if not configs:
+        raise ValueError("a group needs at least one member config")
+    static, first = split_dynamic(configs[0])
+    values = {name: [v] for name, v in first.items()}
+    for i, cfg in enumerate(configs[1:], start=1):
+        other, dyn = split_dynamic(cfg)
+        if other != static:
+            diff = [name for name in _diff_fields(static, other)]
+            raise ValueError(f"member {i} differs from member 0 in static fields {diff}; train them as separate groups")
+        for name, v in dyn.items():
+            values[name].append(v)
+    dtype = np.dtype(static.train.param_dtype)  # optimizer state must keep the parameters' dtype
+    stacked = {
+        name: np.asarray(v, np.int32 if name in ("seed", "task.data_seed") else dtype) for name, v in values.items()
+    }
+    return static, stacked
+
+
+def _diff_fields(a: Config, b: Config) -> list[str]:
+    from grok.config import field_names
+
+    return [n for n in field_names() if a.get(n) != b.get(n)]
+
+
+def member_sharding(n_members: int) -> NamedSharding | None:
+    """Shard the member axis over all devices when it divides evenly (else run unsharded)."""
+    devices = jax.devices()
+    if len(devices) == 1 or n_members % len(devices):
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), ("members",)), P("members"))
+
+
+def ensure_precision(cfg: Config) -> None:
+    """float64 needs `jax_enable_x64`; it is global, so it is switched on before any array exists."""
+    if cfg.uses_float64 and not jax.config.read("jax_enable_x64"):
+        jax.config.update("jax_enable_x64", True)
+
+
+def run_group(
+    configs: Sequence[Config],
+    *,
+    progress: Callable[[int], None] | None = None,
+    shard: bool = True,
+) -> tuple[Config, dict[str, np.ndarray], dict[str, np.ndarray], MemberState]:
+    """Train one group. Returns (static config, dynamic values, history, final member states)."""
+    static, dyn_np = stack_dynamic(configs)
+    ensure_precision(static)
+    n_members = len(configs)
+    sharding = member_sharding(n_members) if shard else None
+    n_chunk = chunk_intervals(static)
+    init, chunk = _programs(static, n_chunk, sharding)
+    dyn = {k: jnp.asarray(v) for k, v in dyn_np.items()}
+    if sharding is not None:
+        dyn = jax.device_put(dyn, sharding)
+    state, first = init(dyn)
+    pieces = [jax.tree.map(lambda a: a[:, None], first)]
+    n_chunks = (static.train.steps // static.train.log_every) // n_chunk
+    for _ in range(n_chunks):
+        state, metrics, slow = chunk(state, dyn)
+        metrics = _place_slow(metrics, slow, n_chunk)
+        pieces.append(metrics)
+        if progress is not None:
+            jax.block_until_ready(state.step)
+            progress(n_chunk * static.train.log_every)
+    history = {name: np.concatenate([np.asarray(p[name]) for p in pieces], axis=1) for name in pieces[0]}
+    history["step"] = np.arange(static.n_intervals, dtype=np.int64) * static.train.log_every
+    return static, dyn_np, history, state
+
+
+def _place_slow(metrics: dict, slow: dict, n_chunk: int) -> dict:
+    """Slow probes are measured once per chunk: NaN at the other intervals, the value at the last."""
+    out = dict(metrics)
+    for name, value in slow.items():
+        filler = jnp.full((value.shape[0], n_chunk) + value.shape[1:], jnp.nan, value.dtype)
+        out[name] = filler.at[:, -1].set(value)
+    return out

@@ -1,0 +1,171 @@
+"""MLP with a token-gather first layer [P] and the quadratic MLP [D]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+from flax import nnx
+
+from grok.models._common import (
+    Array,
+    Dense,
+    DType,
+    Hyper,
+    UniformBank,
+    activation,
+    dense_size,
+    dropout,
+    dropout_stream,
+    hyper_dtype,
+)
+
+
+class MLP(nnx.Module):
+    """Fully connected net; token pairs enter through a row gather [P].
+
+    Token inputs x: int [n, 2] pairs (a, b). The first layer is `E[a] + E[p + b]` with
+    E = `first.kernel` of shape [2p, N] — the one-hot-concatenation matmul, computed as a
+    gather (DESIGN.md §2). Dense inputs x: float [n, input_dim] and an ordinary matmul.
+    Each hidden layer: affine → dropout (train only, inverted, rate = `rate` Hyper) →
+    activation → optional BatchNorm (running stats at evaluation). No biases unless
+    `use_bias`, so the ReLU net is positively homogeneous of degree L in θ [P].
+
+    State layout (used by `apply_neuron_mask`): `first.kernel` [in, N₀] (`first.bias`),
+    `hidden[i].kernel` [Nᵢ, Nᵢ₊₁], `readout.kernel` [N_last, C], `bn[i].{scale,bias}` (Params),
+    `bn[i].{mean,var}` (BatchStat), `rate` (Hyper), `rng` (dropout RngStream).
+    `first_kernel` / `readout_kernel`, when given, replace the random initialization.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_in: int,
+        n_tokens: int,
+        n_classes: int,
+        widths: tuple[int, ...],
+        activation: str,
+        init: str,
+        use_bias: bool,
+        batchnorm: bool,
+        init_scale: Any,
+        dropout: Any,
+        param_dtype: DType,
+        rngs: nnx.Rngs,
+        first_kernel: Array | None = None,
+        readout_kernel: Array | None = None,
+    ):
+        self.n_tokens = n_tokens
+        self.n_classes = n_classes
+        self.widths = tuple(widths)
+        self.activation = activation
+        n0, n_out = self.widths[0], max(n_classes, 1)
+        fan_in = 2 * n_tokens if n_tokens else n_in  # torch Linear on the one-hot concatenation: 2p
+        pairs = list(zip(self.widths[:-1], self.widths[1:], strict=True))
+        total = dense_size(fan_in, n0, use_bias=use_bias, kernel_given=first_kernel is not None)
+        total += sum(dense_size(a, b, use_bias=use_bias) for a, b in pairs)
+        total += dense_size(self.widths[-1], n_out, use_bias=use_bias, kernel_given=readout_kernel is not None)
+        bank = UniformBank(rngs.params(), total, param_dtype)
+        common = dict(use_bias=use_bias, scheme=init, width=n0, scale=init_scale, dtype=param_dtype, bank=bank)
+        self.first = Dense(fan_in, n0, kernel=first_kernel, **common)
+        self.hidden = nnx.List([Dense(a, b, **common) for a, b in pairs])
+        self.readout = Dense(self.widths[-1], n_out, kernel=readout_kernel, **common)
+        bank.check_done()
+        self.bn = nnx.List(
+            [
+                nnx.BatchNorm(
+                    w,
+                    momentum=0.9,  # torch BatchNorm1d's momentum 0.1
+                    epsilon=1e-5,
+                    dtype=param_dtype,
+                    param_dtype=param_dtype,
+                    rngs=rngs,
+                )
+                for w in self.widths
+            ]
+            if batchnorm
+            else []
+        )
+        self.rate = Hyper(jnp.asarray(dropout, hyper_dtype(param_dtype)))
+        self.rng = dropout_stream(rngs)
+
+    def first_layer(self, x: Array) -> Array:
+        """Pre-activations of the first hidden layer, [n, N₀]."""
+        if self.n_tokens:
+            e = self.first.kernel[...]
+            z = e[x[:, 0]] + e[self.n_tokens + x[:, 1]]
+            if self.first.bias is not None:
+                z = z + self.first.bias[...][None, :]
+            return z
+        return self.first(x.astype(self.first.kernel.dtype))
+
+    def _hidden(self, z: Array, i: int, train: bool) -> Array:
+        if train:
+            z = dropout(z, self.rate[...], self.rng())
+        h = activation(self.activation, z)
+        if len(self.bn):
+            h = self.bn[i](h, use_running_average=not train)
+        return h
+
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        """Logits [n, C] (classification) or outputs [n] (regression, C = 0)."""
+        h = self._hidden(self.first_layer(x), 0, train)
+        for i, layer in enumerate(self.hidden):
+            h = self._hidden(layer(h), i + 1, train)
+        out = self.readout(h)
+        return out[:, 0] if self.n_classes == 0 else out
+
+
+class QuadraticMLP(MLP):
+    """f = W φ(U e_a + V e_b), φ(z) = z², width N, no biases [D] (Doshi et al. 2024).
+
+    U, V, W ~ N(0, std = 0.5/(2N)^{1/3}) (× init_scale); `first.kernel` = [Uᵀ; Vᵀ] of shape
+    [2p, N], `readout.kernel` = Wᵀ of shape [N, p]. Dropout before the square; optional
+    BatchNorm after it. `weights` = (U [N, p], V [N, p], W [C, N]) replaces the random init.
+    """
+
+    def __init__(
+        self,
+        *,
+        p: int,
+        width: int,
+        n_classes: int | None = None,
+        batchnorm: bool = False,
+        init_scale: Any = 1.0,
+        dropout: Any = 0.0,
+        param_dtype: DType = jnp.float32,
+        rngs: nnx.Rngs,
+        weights: tuple[Array, Array, Array] | None = None,
+    ):
+        u, v, w = weights if weights is not None else (None, None, None)
+        super().__init__(
+            n_in=2,
+            n_tokens=p,
+            n_classes=p if n_classes is None else n_classes,
+            widths=(width,),
+            activation="quadratic",
+            init="doshi",
+            use_bias=False,
+            batchnorm=batchnorm,
+            init_scale=init_scale,
+            dropout=dropout,
+            param_dtype=param_dtype,
+            rngs=rngs,
+            first_kernel=None if u is None else jnp.concatenate([u.T, v.T], axis=0),
+            readout_kernel=None if w is None else w.T,
+        )
+
+    @property
+    def U(self) -> Array:
+        """[N, p]: neuron k's weights on token a."""
+        return self.first.kernel[...][: self.n_tokens].T
+
+    @property
+    def V(self) -> Array:
+        """[N, p]: neuron k's weights on token b."""
+        return self.first.kernel[...][self.n_tokens :].T
+
+    @property
+    def W(self) -> Array:
+        """[C, N]: readout."""
+        return self.readout.kernel[...].T

@@ -1,0 +1,100 @@
+"""One-layer transformer on [a, b, =] (the Power et al. 2022 / Nanda et al. 2023 setting)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from grok.models._common import (
+    Array,
+    Dense,
+    DType,
+    Hyper,
+    UniformBank,
+    dense_size,
+    dropout,
+    dropout_stream,
+    hyper_dtype,
+)
+
+
+class Transformer(nnx.Module):
+    """Token + learned positional embeddings, one attention block, one ReLU MLP block, unembed.
+
+    Input x: int [n, 2] pairs; the sequence is [a, b, =] with '=' the token id p. Only the
+    last position is read out, and with a single layer its output depends only on its own
+    query, so causal and full attention give identical logits — we compute just that query.
+    Optional pre-LN (LayerNorm before attention, before the MLP, and before the unembed).
+    Embeddings ~ N(0, 1/d_model) (× init_scale); matrices follow `init` with fan_in.
+    Dropout (traced rate) before the MLP's ReLU when training. No biases unless `use_bias`.
+    """
+
+    def __init__(
+        self,
+        *,
+        p: int,
+        n_classes: int,
+        d_model: int,
+        n_heads: int,
+        d_mlp: int,
+        layernorm: bool,
+        init: str,
+        use_bias: bool,
+        init_scale: Any,
+        dropout: Any,
+        param_dtype: DType,
+        rngs: nnx.Rngs,
+    ):
+        self.p = p
+        self.n_heads = n_heads
+        d = d_model
+        total = (p + 1 + 3) * d + 3 * dense_size(d, d, use_bias=False) + dense_size(d, d, use_bias=use_bias)
+        total += dense_size(d, d_mlp, use_bias=use_bias) + dense_size(d_mlp, d, use_bias=use_bias)
+        total += dense_size(d, n_classes, use_bias=False)
+        bank = UniformBank(rngs.params(), total, param_dtype)
+        std = jnp.asarray(1.0 / math.sqrt(d), param_dtype) * jnp.asarray(init_scale, param_dtype)
+        self.tok_embed = nnx.Param(bank.normal((p + 1, d)).astype(param_dtype) * std)
+        self.pos_embed = nnx.Param(bank.normal((3, d)).astype(param_dtype) * std)
+        common = dict(scheme=init, width=d, scale=init_scale, dtype=param_dtype, bank=bank)
+        self.wq = Dense(d, d, use_bias=False, **common)
+        self.wk = Dense(d, d, use_bias=False, **common)
+        self.wv = Dense(d, d, use_bias=False, **common)
+        self.wo = Dense(d, d, use_bias=use_bias, **common)
+        self.mlp_in = Dense(d, d_mlp, use_bias=use_bias, **common)
+        self.mlp_out = Dense(d_mlp, d, use_bias=use_bias, **common)
+        self.unembed = Dense(d, n_classes, use_bias=False, **common)
+        bank.check_done()
+        ln = dict(dtype=param_dtype, param_dtype=param_dtype, epsilon=1e-5, rngs=rngs)
+        self.ln1 = nnx.LayerNorm(d, **ln) if layernorm else None
+        self.ln2 = nnx.LayerNorm(d, **ln) if layernorm else None
+        self.ln_f = nnx.LayerNorm(d, **ln) if layernorm else None
+        self.rate = Hyper(jnp.asarray(dropout, hyper_dtype(param_dtype)))
+        self.rng = dropout_stream(rngs)
+
+    def __call__(self, x: Array, *, train: bool) -> Array:
+        """Logits [n, C] at the '=' position."""
+        n = x.shape[0]
+        tokens = jnp.concatenate([x.astype(jnp.int32), jnp.full((n, 1), self.p, jnp.int32)], axis=1)  # [n, 3]
+        h = self.tok_embed[...][tokens] + self.pos_embed[...][None, :, :]  # [n, 3, d]
+        d = h.shape[-1]
+        hd = d // self.n_heads
+        hn = self.ln1(h) if self.ln1 is not None else h
+        flat = hn.reshape(n * 3, d)
+        q = self.wq(hn[:, -1, :]).reshape(n, self.n_heads, hd)
+        k = self.wk(flat).reshape(n, 3, self.n_heads, hd)
+        v = self.wv(flat).reshape(n, 3, self.n_heads, hd)
+        scores = jnp.einsum("nhe,nthe->nht", q, k) * jnp.asarray(1.0 / math.sqrt(hd), q.dtype)
+        attn = jax.nn.softmax(scores, axis=-1)
+        z = jnp.einsum("nht,nthe->nhe", attn, v).reshape(n, d)
+        r = h[:, -1, :] + self.wo(z)
+        m = self.ln2(r) if self.ln2 is not None else r
+        u = self.mlp_in(m)
+        if train:
+            u = dropout(u, self.rate[...], self.rng())
+        r = r + self.mlp_out(jax.nn.relu(u))
+        r = self.ln_f(r) if self.ln_f is not None else r
+        return self.unembed(r)

@@ -1,0 +1,123 @@
+"""Phases of training [D] and grokking delay (DESIGN.md §6). Pure NumPy, vectorised over members.
+
+Phases from final accuracies (fractions in [0, 1]; train is against the noisy labels), with
+threshold t = 0.9 and corruption fraction ξ:
+
+| phase             | test        | train                        |
+|-------------------|-------------|------------------------------|
+| coexistence       | ≥ t         | ≥ t                          |
+| partial_inversion | ≥ t         | (1.05 − ξ) ≤ train < t       |
+| full_inversion    | ≥ t         | < (1.05 − ξ)                 |
+| memorization      | < t         | ≥ t                          |
+| forgetting        | < t         | < t, and max test over run ≥ t |
+| confusion         | < t         | < t, and max test over run < t |
+
+Where DESIGN.md §6 is ambiguous we decide:
+- memorization ignores the run's maximum test accuracy (a run that generalized earlier and
+  now memorizes, train ≥ t, is memorization, not forgetting);
+- if 1.05 − ξ > t (ξ < 0.15) the partial-inversion band is empty: test ≥ t with train < t is
+  full inversion (train < t < 1.05 − ξ);
+- NaN accuracies (diverged runs) compare as "below" every bound;
+- every comparison allows an absolute slack `atol` (default 1e-7) so that float rounding
+  cannot flip a boundary: 1.05 − 0.35 is 0.7000000000000001 in float64 and 0.9 stored as
+  float32 is 0.89999998; accuracies are ratios of counts, coarser than 1e-7 for any set
+  under 10⁷ examples. Pass `atol=0` for the bare ≥ / < comparisons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+PHASES = ("coexistence", "partial_inversion", "full_inversion", "memorization", "forgetting", "confusion")
+
+
+def classify_phase(
+    train_acc: ArrayLike,
+    test_acc: ArrayLike,
+    max_test_acc: ArrayLike,
+    corrupt_fraction: ArrayLike,
+    threshold: float = 0.9,
+    *,
+    atol: float = 1e-7,
+) -> np.ndarray:
+    """Phase name per member [D, §6]; arguments broadcast together, result is a str array."""
+    train, test, max_test, xi = np.broadcast_arrays(
+        *(np.asarray(a, dtype=np.float64) for a in (train_acc, test_acc, max_test_acc, corrupt_fraction))
+    )
+
+    def ge(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+        return a >= np.asarray(b, dtype=np.float64) - atol
+
+    inv_bound = 1.05 - xi
+    test_hi, train_hi = ge(test, threshold), ge(train, threshold)
+    conditions = [
+        test_hi & train_hi,
+        test_hi & ~train_hi & ge(train, inv_bound),
+        test_hi & ~train_hi & ~ge(train, inv_bound),
+        ~test_hi & train_hi,
+        ~test_hi & ~train_hi & ge(max_test, threshold),
+    ]
+    index = np.select(conditions, list(range(5)), default=5)
+    return np.asarray(PHASES)[index]
+
+
+def first_crossing(steps: ArrayLike, curve: ArrayLike, threshold: ArrayLike, mode: str = "above") -> np.ndarray | float:
+    """First step at which `curve[..., T]` crosses `threshold` (NaN if never).
+
+    mode "above": curve ≥ threshold (accuracy); "below": curve < threshold (loss).
+    `threshold` is a scalar or one value per leading index of `curve`.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    curve = np.asarray(curve, dtype=np.float64)
+    thr = np.expand_dims(np.asarray(threshold, dtype=np.float64), -1)
+    if steps.ndim != 1 or curve.shape[-1:] != steps.shape:
+        raise ValueError(f"curve shape {curve.shape} must end with the steps length {steps.shape}")
+    if mode == "above":
+        hit = curve >= thr
+    elif mode == "below":
+        hit = curve < thr
+    else:
+        raise ValueError(f"mode {mode!r}: allowed: above, below")
+    first = np.argmax(hit, axis=-1)
+    out = np.where(np.any(hit, axis=-1), steps[first], np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def grokking_delay(
+    steps: ArrayLike,
+    train_curve: ArrayLike,
+    test_curve: ArrayLike,
+    threshold: ArrayLike = 0.9,
+    mode: str = "above",
+) -> np.ndarray | float:
+    """Grokking delay: step of the test curve's first crossing minus the train curve's (§6).
+
+    Curves are `[..., T]` (leading member axes) at `steps[T]`; NaN where either never crosses.
+    Negative if test crosses first. mode "above" for accuracies (threshold 0.9), "below" for
+    losses.
+    """
+    t_train = first_crossing(steps, train_curve, threshold, mode)
+    t_test = first_crossing(steps, test_curve, threshold, mode)
+    return t_test - t_train
+
+
+def regression_grokking_delay(
+    steps: ArrayLike,
+    train_loss: ArrayLike,
+    test_loss: ArrayLike,
+    factor: float = 0.1,
+    *,
+    train_initial: ArrayLike | None = None,
+    test_initial: ArrayLike | None = None,
+) -> np.ndarray | float:
+    """Grokking delay for regression [K]: each loss curve must fall below `factor` × its initial
+    value. The initial value is the curve's first entry unless given (pass the loss at
+    initialisation when step 0 is not logged)."""
+    train_loss = np.asarray(train_loss, dtype=np.float64)
+    test_loss = np.asarray(test_loss, dtype=np.float64)
+    train0 = train_loss[..., 0] if train_initial is None else np.asarray(train_initial, dtype=np.float64)
+    test0 = test_loss[..., 0] if test_initial is None else np.asarray(test_initial, dtype=np.float64)
+    t_train = first_crossing(steps, train_loss, factor * train0, "below")
+    t_test = first_crossing(steps, test_loss, factor * test0, "below")
+    return t_test - t_train

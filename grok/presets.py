@@ -1,0 +1,117 @@
+"""Named paper settings (DESIGN.md §8). Each documents the figure it comes from.
+
+`-small` variants keep the paper's recipe at a size that runs in seconds to a
+minute on two CPU cores; they are what the tests, the demo and the notebooks use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from grok.config import Config, LossConfig, ModelConfig, OptimConfig, TaskConfig, TrainConfig
+from grok.errors import ConfigError
+
+
+def _prieto(loss: LossConfig, optim: OptimConfig, steps: int, log_every: int, p: int = 113, desc: str = "") -> Config:
+    return Config(
+        task=TaskConfig(kind="modular", op="add", p=p, train_fraction=0.4),
+        model=ModelConfig(kind="mlp", widths=(200, 200), activation="relu", use_bias=False, init="torch"),
+        loss=loss,
+        optim=optim,
+        train=TrainConfig(steps=steps, log_every=log_every),
+        description=desc,
+    )
+
+
+def _doshi(weight_decay: float, steps: int = 2000, p: int = 97, width: int = 500, desc: str = "") -> Config:
+    return Config(
+        task=TaskConfig(kind="modular", op="add", p=p, train_fraction=0.5, corrupt_fraction=0.35),
+        model=ModelConfig(kind="quadratic_mlp", widths=(width,), activation="quadratic", init="doshi"),
+        loss=LossConfig(kind="mse_onehot", dtype="float32"),
+        optim=OptimConfig(kind="adamw", lr=0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=weight_decay),
+        train=TrainConfig(steps=steps, log_every=max(1, steps // 100)),
+        description=desc,
+    )
+
+
+def _kumar(n_train: int, epsilon: float, lr_per_width: float, steps: int, width: int = 500, desc: str = "") -> Config:
+    return Config(
+        task=TaskConfig(kind="polynomial", dim=100, n_train=n_train, n_test=1000, target="quadratic"),
+        model=ModelConfig(kind="alpha_net", widths=(width,), alpha=1.0, epsilon=epsilon, centered=True, init="normal"),
+        loss=LossConfig(kind="mse", dtype="float32"),
+        optim=OptimConfig(kind="sgd", lr=lr_per_width * width, momentum=0.0),
+        train=TrainConfig(steps=steps, log_every=max(1, steps // 200)),
+        description=desc,
+    )
+
+
+_PERP = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, perp_grad=True)
+_STABLE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-25, weight_decay=0.0)
+_COLLAPSE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.99, eps=1e-25, weight_decay=0.0)
+
+_PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
+    "prieto-perpgrad": (
+        "[P] Fig 1a: ⊥AdamW groks add mod 113 in ~300 steps without weight decay",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _PERP, 300, 10),
+    ),
+    "prieto-stablemax": (
+        "[P] Fig 1b: StableMax CE (float64) groks add mod 113 without weight decay",
+        lambda: _prieto(LossConfig("stablemax_ce", "float64"), _STABLE, 80_000, 400),
+    ),
+    "prieto-softmax-collapse": (
+        "[P] Fig 1c: softmax CE in float32 without weight decay memorizes, then Softmax Collapse stalls it",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _COLLAPSE, 80_000, 400),
+    ),
+    "prieto-perpgrad-small": (
+        "[P] Fig 1a at p=53: ⊥AdamW generalizes fast without weight decay",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _PERP, 400, 10, p=53),
+    ),
+    "prieto-stablemax-small": (
+        "[P] Fig 1b at p=53: StableMax CE (float64) generalizes without weight decay",
+        lambda: _prieto(LossConfig("stablemax_ce", "float64"), _STABLE, 2000, 20, p=53),
+    ),
+    "prieto-softmax-collapse-small": (
+        "[P] Fig 1c at p=53: softmax CE float32 memorizes, test accuracy stays low, SC rises",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _COLLAPSE, 2000, 20, p=53),
+    ),
+    "doshi-coexistence": (
+        "[D] Fig 2: ξ=0.35, wd 0 — generalizes and memorizes corrupted labels at once",
+        lambda: _doshi(0.0),
+    ),
+    "doshi-partial-inversion": (
+        "[D] Fig 2: ξ=0.35, wd 5 — corrupted labels partly predicted as their true labels",
+        lambda: _doshi(5.0),
+    ),
+    "doshi-full-inversion": (
+        "[D] Fig 2: ξ=0.35, wd 15 — corrupted labels predicted as their true labels",
+        lambda: _doshi(15.0),
+    ),
+    "doshi-forgetting": (
+        "[D] Fig 2: ξ=0.35, wd 20 — generalizes, then forgets",
+        lambda: _doshi(20.0),
+    ),
+    "doshi-coexistence-small": (
+        "[D] Coexistence at p=23, N=200: memorizing and generalizing neurons side by side",
+        lambda: _doshi(0.0, steps=1500, p=23, width=200),
+    ),
+    "kumar-fig1": (
+        "[K] Fig 1: lazy→rich grokking on a quadratic single-index target (D=100, P=550)",
+        lambda: _kumar(550, 0.02, 1.0, 100_000),
+    ),
+    "kumar-fig3a": (
+        "[K] Fig 3a: α sweeps lazy (large α) to rich (small α); ε=0.25, P=450",
+        lambda: _kumar(450, 0.25, 0.5, 60_000),
+    ),
+}
+
+
+def preset(name: str) -> Config:
+    """A validated, frozen Config for a named paper setting."""
+    if name not in _PRESETS:
+        raise ConfigError("preset", name, "one of " + ", ".join(_PRESETS))
+    return _PRESETS[name][1]().override(description=_PRESETS[name][0])
+
+
+def presets() -> dict[str, str]:
+    """Preset names → one-line descriptions."""
+    return {name: desc for name, (desc, _) in _PRESETS.items()}

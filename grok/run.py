@@ -1,0 +1,211 @@
+"""`grok.train` and the `Run` it returns (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import tasks
+from grok import engine, store
+from grok.config import Config, split_dynamic
+
+
+def flatten_state(state: Any) -> dict[str, np.ndarray]:
+    """An nnx.State (or any pytree) as `{"layer/kernel": array}`; PRNG keys are left out."""
+    flat: dict[str, np.ndarray] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            continue
+        flat[_path_name(path)] = np.asarray(leaf)
+    return flat
+
+
+def _path_name(path) -> str:
+    parts = []
+    for entry in path:
+        name = getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", None)))
+        if name == "value":
+            continue
+        parts.append(str(name))
+    return "/".join(parts)
+
+
+def unflatten_into(state: Any, flat: Mapping[str, np.ndarray], *, require_all: bool = False) -> Any:
+    """`state` with every leaf named in `flat` replaced by that array (same shape and dtype)."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    out = []
+    for path, leaf in leaves:
+        name = _path_name(path)
+        if require_all and name not in flat:
+            raise ValueError(f"saved state has no {name!r}; it has {sorted(flat)}")
+        if name in flat:
+            value = np.asarray(flat[name])
+            if value.shape != leaf.shape:
+                raise ValueError(f"saved {name!r} has shape {value.shape}, the model expects {leaf.shape}")
+            out.append(jnp.asarray(value, dtype=leaf.dtype))
+        else:
+            out.append(leaf)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _with_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)}
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained group of members: config, per-member overrides, history, final state, status."""
+
+    config: Config
+    members: list[dict[str, Any]]
+    history: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    status: dict[str, Any]
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.member_config(i).seed for i in range(self.n_members)]
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Per member: did its loss or parameters become non-finite."""
+        return np.asarray(self.status.get("diverged", [False] * self.n_members), bool)
+
+    def member_config(self, i: int) -> Config:
+        """The full config of member `i`."""
+        return self.config.override(**self.members[i])
+
+    def final(self, metric: str) -> np.ndarray:
+        """A metric at the last logged interval, one value per member."""
+        return self.history[metric][:, -1]
+
+    def dataset(self, i: int = 0) -> tasks.Dataset:
+        """Member `i`'s data, rebuilt from its seeds (identical to what it was trained on)."""
+        cfg = self.member_config(i)
+        engine.ensure_precision(cfg)
+        _, dyn = split_dynamic(cfg)
+        return tasks.build(
+            cfg.task,
+            jax.random.key(dyn["task.data_seed"]),
+            dyn["task.corrupt_fraction"],
+            dtype=jnp.dtype(cfg.train.param_dtype),
+        )
+
+    def model(self, i: int = 0) -> nnx.Module:
+        """Member `i`'s network with its final trained state."""
+        cfg = self.member_config(i)
+        engine.ensure_precision(cfg)
+        _, dyn = split_dynamic(cfg)
+        model = engine._build(cfg, tasks.spec(cfg.task), jax.random.key(dyn["seed"]), dyn)
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        saved = {name: arr[i] for name, arr in self.state.items()}
+        params = unflatten_into(params, _with_prefix(saved, "params/"), require_all=True)
+        rest = unflatten_into(rest, _with_prefix(saved, "rest/"))
+        return nnx.merge(graphdef, params, rest)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the run directory atomically (status.json last)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        store.atomic_write_json(path / "config.json", {"config": self.config.to_dict(), "members": self.members})
+        store.atomic_write_npz(path / "history.npz", self.history)
+        store.atomic_write_npz(path / "params.npz", self.state)
+        store.atomic_write_json(path / "status.json", self.status)
+        return path
+
+    def summary(self) -> str:
+        """One line per member: final train/test accuracy (or loss) and divergence."""
+        lines = []
+        for i in range(self.n_members):
+            over = ", ".join(f"{k}={v}" for k, v in self.members[i].items())
+            h = {k: v[i, -1] for k, v in self.history.items() if k != "step" and v.ndim == 2}
+            if np.isfinite(h.get("test_acc", np.nan)):
+                figures = f"train_acc={h['train_acc']:.3f} test_acc={h['test_acc']:.3f}"
+            else:
+                figures = f"train_loss={h['train_loss']:.4g} test_loss={h['test_loss']:.4g}"
+            flag = "  DIVERGED" if self.diverged[i] else ""
+            lines.append(f"[{over}] {figures}{flag}")
+        return "\n".join(lines)
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory written by `Run.save` (an incomplete one is an error)."""
+    path = store.check_run_dir(path)
+    meta = store.read_json(path / "config.json")
+    return Run(
+        config=Config.from_dict(meta["config"]),
+        members=meta["members"],
+        history=store.read_npz(path / "history.npz"),
+        state=store.read_npz(path / "params.npz"),
+        status=store.read_json(path / "status.json"),
+    )
+
+
+def train_members(
+    base: Config,
+    overrides: Sequence[Mapping[str, Any]],
+    *,
+    progress: bool = True,
+    shard: bool = True,
+    description: str | None = None,
+) -> Run:
+    """Train `base` once per override dict (dynamic fields only) as one compiled group."""
+    configs = [base.override(**o) for o in overrides]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = base.train.steps
+        bar = tqdm(total=steps, desc=description or _describe(base), unit="step", leave=False)
+    start = time.perf_counter()
+    try:
+        _, _, history, state = engine.run_group(configs, progress=bar.update if bar else None, shard=shard)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+    flat = {f"params/{k}": v for k, v in flatten_state(state.params).items()}
+    flat |= {f"rest/{k}": v for k, v in flatten_state(state.rest).items()}
+    status = {
+        "state": "finished",
+        "diverged": np.asarray(state.diverged).tolist(),
+        "diverged_step": np.asarray(state.diverged_step).tolist(),
+        "wall_seconds": wall,
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "n_devices": jax.device_count(),
+    }
+    return Run(config=base, members=[dict(o) for o in overrides], history=history, state=flat, status=status)
+
+
+def train(cfg: Config, seeds: Iterable[int] | None = None, *, progress: bool = True, shard: bool = True) -> Run:
+    """Train `cfg` once per seed, all seeds as members of one compiled program.
+
+    `run.history[name]` is `[members, intervals]` (`step` is `[intervals]`), step 0 included.
+    """
+    if not isinstance(cfg, Config):
+        raise TypeError(f"grok.train needs a grok.Config, got {type(cfg).__name__}")
+    seeds = [cfg.seed] if seeds is None else list(seeds)
+    if not seeds:
+        raise ValueError("seeds: got an empty list; allowed: one or more non-negative integers")
+    return train_members(cfg, [{"seed": int(s)} for s in seeds], progress=progress, shard=shard)
+
+
+def _describe(cfg: Config) -> str:
+    t = cfg.task
+    what = f"{t.op} mod {t.p}" if t.kind == "modular" else t.kind
+    return f"{what} · {cfg.model.kind} · {cfg.loss.kind}"

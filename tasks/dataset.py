@@ -1,0 +1,136 @@
+"""Task data as pytrees: static facts (`TaskSpec`), arrays (`Dataset`), label corruption [D].
+
+`spec(task_cfg)` needs no arrays. `build(task_cfg, key, corrupt_fraction)` is pure: jit it
+with the config static and vmap it over `key` and `corrupt_fraction` (ξ), e.g.
+`jax.jit(jax.vmap(functools.partial(build, cfg)))(keys, xis)`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from grok.config import TaskConfig
+from grok.errors import ConfigError
+
+# A product ξ·n_train that lies this close below an integer counts as that integer:
+# float32 cannot tell 0.57·100 from 56.99999… (relative error of ξ·n in float32 ≤ 1.2e-7).
+COUNT_TOLERANCE = 1e-6
+
+
+class TaskSpec(NamedTuple):
+    """Static facts about a task, computed from `TaskConfig` alone (DESIGN.md §2)."""
+
+    kind: str  # "modular" | "polynomial" | "parity"
+    n_classes: int  # p for modular, 2 for parity, 0 for regression
+    n_tokens: int  # p for modular (inputs are token pairs), 0 otherwise
+    input_dim: int  # 2 tokens (a, b) for modular; D for polynomial; k + noise bits for parity
+    n_train: int
+    n_test: int
+    n_all: int  # modular: every pair (p² or p(p−1) for div); otherwise = n_test
+
+
+class Dataset(NamedTuple):
+    """The arrays of one task instance (a pytree; one leading member axis under vmap).
+
+    Modular: `x_*` int32 [n, 2] token pairs (a, b), `y_*` int32 labels. Parity: `x_*` ±1 floats
+    [n, k + noise], `y_*` int32 in {0, 1}. Polynomial: `x_*` floats [n, D], `y_*` floats [n].
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array  # after corruption [D]: "train accuracy" is measured against these
+    y_train_true: jax.Array  # before corruption (regression: == y_train)
+    corrupted: jax.Array  # bool [n_train]: which train labels were replaced
+    x_test: jax.Array
+    y_test: jax.Array  # never corrupted
+    x_all: jax.Array  # modular: every pair, a-major, true labels; otherwise the test set
+    y_all: jax.Array
+    beta: jax.Array  # polynomial: teacher vector [D]; otherwise zeros [1]
+
+
+def spec(task: TaskConfig) -> TaskSpec:
+    """Static shapes and sizes of `task` (the same floors as `grok.config.Config.n_train`)."""
+    if task.kind == "modular":
+        n_all = task.n_pairs
+        n_train = math.floor(task.train_fraction * n_all)
+        return TaskSpec("modular", task.p, task.p, 2, n_train, n_all - n_train, n_all)
+    if task.kind == "polynomial":
+        return TaskSpec("polynomial", 0, 0, task.dim, task.n_train, task.n_test, task.n_test)
+    if task.kind == "parity":
+        n_train = math.floor(task.train_fraction * task.parity_samples)
+        n_test = task.parity_samples - n_train
+        if n_train < 1 or n_test < 1:
+            raise ConfigError(
+                "task.train_fraction",
+                task.train_fraction,
+                f"a fraction leaving at least one train and one test sample of {task.parity_samples}",
+            )
+        return TaskSpec("parity", 2, 0, task.parity_k + task.parity_noise, n_train, n_test, n_test)
+    raise ConfigError("task.kind", task.kind, "one of modular, polynomial, parity")
+
+
+def subkeys(key: jax.Array, n: int) -> jax.Array:
+    """Keys [n]: entry i is `jax.random.fold_in(key, i)` (one vmapped hash, so one compiled site)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n, dtype=jnp.uint32))
+
+
+def n_corrupted(corrupt_fraction: jax.Array | float, n_train: int) -> jax.Array:
+    """⌊ξ·n_train⌋ as a traced int32 [D], clipped to [0, n_train].
+
+    Within `COUNT_TOLERANCE`·(n_train + 1) below an integer counts as that integer, so
+    float32 rounding of ξ never drops an example (0.57·100 gives 57, not 56).
+    """
+    xi = jnp.asarray(corrupt_fraction)
+    if not jnp.issubdtype(xi.dtype, jnp.floating):
+        xi = xi.astype(jnp.float32)
+    count = jnp.floor(xi * n_train + COUNT_TOLERANCE * (n_train + 1))
+    return jnp.clip(count, 0, n_train).astype(jnp.int32)
+
+
+def corrupt_labels(
+    order_key: jax.Array,
+    label_key: jax.Array,
+    y: jax.Array,
+    n_classes: int,
+    corrupt_fraction: jax.Array | float,
+) -> tuple[jax.Array, jax.Array]:
+    """Label noise [D]: (noisy labels, corrupted mask).
+
+    The first ⌊ξ·n⌋ examples of a random order of the training set (`order_key`) get a label
+    drawn uniformly from all `n_classes` (`label_key`); it may equal the true label
+    (≈ 1/n_classes of the time). The count is a traced value and the mask is rank-based, so ξ
+    may vary along a vmapped member axis without recompiling.
+    """
+    (n,) = y.shape
+    order = jax.random.permutation(order_key, n)
+    rank = jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+    corrupted = rank < n_corrupted(corrupt_fraction, n)
+    noise = jax.random.randint(label_key, (n,), 0, n_classes, dtype=y.dtype)
+    return jnp.where(corrupted, noise, y), corrupted
+
+
+def build(
+    task: TaskConfig,
+    key: jax.Array,
+    corrupt_fraction: jax.Array | float = 0.0,
+    dtype: Any = jnp.float32,
+) -> Dataset:
+    """Build the task's arrays (dispatch on `task.kind`); `dtype` is for float inputs/targets.
+
+    ξ corrupts train labels of the classification tasks (modular [D]; parity the same way,
+    with 2 classes); regression ignores it.
+    """
+    from tasks.modular import build_modular
+    from tasks.parity import build_parity
+    from tasks.polynomial import build_polynomial
+
+    if task.kind == "modular":
+        return build_modular(task, key, corrupt_fraction, dtype)
+    if task.kind == "polynomial":
+        return build_polynomial(task, key, corrupt_fraction, dtype)
+    if task.kind == "parity":
+        return build_parity(task, key, corrupt_fraction, dtype)
+    raise ConfigError("task.kind", task.kind, "one of modular, polynomial, parity")
