@@ -301,12 +301,18 @@ def _diff_fields(a: Config, b: Config) -> list[str]:
     return [n for n in field_names() if a.get(n) != b.get(n)]
 
 
-def member_sharding(n_members: int) -> NamedSharding | None:
-    """Shard the member axis over all devices when it divides evenly (else run unsharded)."""
+def member_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
+    """(sharding of the member axis over all devices, padded member count).
+
+    With at least as many members as devices, the member axis is padded (repeating
+    the last member) to a multiple of the device count and sharded; with fewer, the
+    group runs unsharded on one device.
+    """
     devices = jax.devices()
-    if len(devices) == 1 or n_members % len(devices):
-        return None
-    return NamedSharding(Mesh(np.asarray(devices), ("members",)), P("members"))
+    if len(devices) == 1 or n_members < len(devices):
+        return None, n_members
+    padded = -(-n_members // len(devices)) * len(devices)
+    return NamedSharding(Mesh(np.asarray(devices), ("members",)), P("members")), padded
 
 
 def ensure_precision(cfg: Config) -> None:
@@ -325,10 +331,10 @@ def run_group(
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
     n_members = len(configs)
-    sharding = member_sharding(n_members) if shard else None
+    sharding, padded = member_sharding(n_members) if shard else (None, n_members)
     n_chunk = chunk_intervals(static)
     init, chunk = _programs(static, n_chunk, sharding)
-    dyn = {k: jnp.asarray(v) for k, v in dyn_np.items()}
+    dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)
     state, first = init(dyn)
@@ -341,8 +347,10 @@ def run_group(
         if progress is not None:
             jax.block_until_ready(state.step)
             progress(n_chunk * static.train.log_every)
-    history = {name: np.concatenate([np.asarray(p[name]) for p in pieces], axis=1) for name in pieces[0]}
+    history = {name: np.concatenate([np.asarray(p[name])[:n_members] for p in pieces], axis=1) for name in pieces[0]}
     history["step"] = np.arange(static.n_intervals, dtype=np.int64) * static.train.log_every
+    if padded != n_members:
+        state = jax.tree.map(lambda a: a[:n_members], state)
     return static, dyn_np, history, state
 
 

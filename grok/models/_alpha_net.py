@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.models._common import Array, DType, Hyper, InitParam, hyper_dtype
+from grok.models._common import Array, DType, Hyper, InitParam, UniformBank, hyper_dtype
 
 
 class AlphaNet(nnx.Module):
@@ -36,7 +35,8 @@ class AlphaNet(nnx.Module):
     ):
         self.input_dim = input_dim
         self.width = width
-        w = jax.random.normal(rngs.params(), (width, input_dim), param_dtype) * jnp.asarray(init_scale, param_dtype)
+        bank = UniformBank(rngs.params(), width * input_dim, param_dtype)
+        w = bank.normal((width, input_dim)).astype(param_dtype) * jnp.asarray(init_scale, param_dtype)
         self.w = nnx.Param(w)
         self.a = nnx.Param(jnp.ones((width,), param_dtype)) if train_readout else None
         self.w0 = InitParam(w) if centered else None

@@ -137,21 +137,19 @@ def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
 
     Pure (returns a new tree; jit/vmap friendly). `params_state`: the `nnx.State` of Params
     (`nnx.split(model, nnx.Param, ...)[1]`) or its pure dict; `mask`: [N] of 0/1 (or bool).
-    MLP / quadratic MLP: columns of `first.kernel` (U, V rows), `first.bias`, the first
-    BatchNorm's scale and bias, and rows of the next layer's kernel (`hidden[0]` or `readout`).
-    α-net: rows of `w` and entries of the readout `a` if trained.
+    Zeroed: columns of `first.kernel` (U, V rows), `first.bias`, the first BatchNorm's scale
+    and bias, and rows of the next layer's kernel (`hidden[0]` or `readout`). Defined for the
+    MLP and the quadratic MLP (pruning is a classification experiment, DESIGN.md §6); the
+    centered α-net's f(θ₀) part and the transformer have no such neuron view (ValueError).
     """
     kind = model_cfg.kind
+    if kind not in ("mlp", "quadratic_mlp"):
+        raise ValueError(f"apply_neuron_mask: defined for mlp and quadratic_mlp, not model.kind={kind!r}")
     keep = jnp.asarray(mask) != 0
-    if kind in ("mlp", "quadratic_mlp"):
-        nxt = ("hidden", "0", "kernel") if kind == "mlp" and len(model_cfg.widths) > 1 else ("readout", "kernel")
-        cols = {("first", "kernel")}
-        vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
-        rows = {nxt}
-    elif kind == "alpha_net":
-        cols, vecs, rows = set(), {("a",)}, {("w",)}
-    else:
-        raise ValueError(f"apply_neuron_mask: no neuron view for model.kind={kind!r}")
+    nxt = ("hidden", "0", "kernel") if kind == "mlp" and len(model_cfg.widths) > 1 else ("readout", "kernel")
+    cols = {("first", "kernel")}
+    vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
+    rows = {nxt}
 
     def one(path: tuple, leaf: Array) -> Array:
         names = _key_names(path)

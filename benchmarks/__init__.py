@@ -1,0 +1,1 @@
+"""Performance measurements, reported as ratios measured in one process (`make bench`)."""
