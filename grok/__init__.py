@@ -21,6 +21,7 @@ from grok.config import (
 from grok.engine import trace_count
 from grok.errors import ConfigError
 from grok.presets import preset, presets
+from grok.prune import prune
 from grok.run import Run, load_run, train, train_members
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "load_run",
     "preset",
     "presets",
+    "prune",
     "trace_count",
     "train",
     "train_members",

@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a much shorter run, to check the set-up")
     p.set_defaults(func=cmd_demo)
 
+    from grok.prune_cli import add_commands as add_prune_commands
+
+    add_prune_commands(sub)
     return parser
 
 

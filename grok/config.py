@@ -435,13 +435,24 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
     return apply_overrides(base, dotted)
 
 
+# The static config keeps whether dropout is on (rate > 0) as this placeholder rate, so that
+# runs without dropout draw no random masks; the rate itself is per member.
+DROPOUT_ON = 0.5
+
+
 def split_dynamic(cfg: Config) -> tuple[Config, dict[str, float]]:
-    """(static part with dynamic fields at their defaults, dynamic values by dotted name)."""
+    """(static part with dynamic fields at their defaults, dynamic values by dotted name).
+
+    One exception: `model.dropout` stays in the static part as 0 (off) or `DROPOUT_ON`
+    (on), so members with and without dropout form separate groups.
+    """
     defaults = Config()
     dyn = {name: cfg.get(name) for name in DYNAMIC_FIELDS}
     if dyn["task.data_seed"] is None:
         dyn["task.data_seed"] = dyn["seed"]
-    static = apply_overrides(cfg, {name: defaults.get(name) for name in DYNAMIC_FIELDS} | {"description": ""})
+    reset = {name: defaults.get(name) for name in DYNAMIC_FIELDS} | {"description": ""}
+    reset["model.dropout"] = DROPOUT_ON if cfg.model.dropout > 0 else 0.0
+    static = apply_overrides(cfg, reset)
     return static, dyn
 
 

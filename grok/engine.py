@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -315,6 +316,14 @@ def member_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
     return NamedSharding(Mesh(np.asarray(devices), ("members",)), P("members")), padded
 
 
+def enable_compilation_cache() -> None:
+    """Use JAX's persistent compilation cache ($GROK_CACHE_DIR, default ~/.cache/grok-lab/jax)."""
+    if jax.config.jax_compilation_cache_dir:
+        return
+    path = os.environ.get("GROK_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "grok-lab", "jax"))
+    jax.config.update("jax_compilation_cache_dir", path)
+
+
 def ensure_precision(cfg: Config) -> None:
     """float64 needs `jax_enable_x64`; it is global, so it is switched on before any array exists."""
     if cfg.uses_float64 and not jax.config.read("jax_enable_x64"):
@@ -330,6 +339,7 @@ def run_group(
     """Train one group. Returns (static config, dynamic values, history, final member states)."""
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
+    enable_compilation_cache()
     n_members = len(configs)
     sharding, padded = member_sharding(n_members) if shard else (None, n_members)
     n_chunk = chunk_intervals(static)

@@ -219,7 +219,7 @@ def phase_diagram(
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     suffix = f"majority of {n_seeds} seed(s); paler = fewer seeds agree" if n_seeds > 1 else "1 seed"
     fig.suptitle(title or f"phases [D] — {suffix}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
 
 
@@ -254,8 +254,7 @@ def heatmap(
         mean = np.nanmean(grid, axis=-1)
         finite = np.sum(np.isfinite(grid), axis=-1)
     fig, axes, ax_values = _panels(sw, x, y, panel)
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#d9d9d9")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
     ok = np.isfinite(mean)
     lo, hi = (float(np.min(mean[ok])), float(np.max(mean[ok]))) if ok.any() else (0.0, 1.0)
     norm = None
@@ -281,14 +280,15 @@ def heatmap(
                     text = "—" if not np.isfinite(v) else f"{v:.3g}"
                     if np.isfinite(v) and finite[p, iy, ix] < n_seeds:
                         text += f"\n({finite[p, iy, ix]}/{n_seeds})"
-                    ax.text(ix, iy, text, ha="center", va="center", fontsize=6, color="white")
+                    dark = not np.isfinite(v) or float(im.norm(v)) > 0.6  # viridis is light at the top
+                    ax.text(ix, iy, text, ha="center", va="center", fontsize=6, color="black" if dark else "white")
         _ticks(ax, "x", x, ax_values[x])
         _ticks(ax, "y", y, ax_values[y])
         if panel:
             ax.set_title(_title(panel, ax_values[panel][p]), fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.85)
     fig.suptitle(f"{label}, mean over {n_seeds} seed(s); grey: never / missing", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
 
 

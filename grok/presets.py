@@ -23,9 +23,19 @@ def _prieto(loss: LossConfig, optim: OptimConfig, steps: int, log_every: int, p:
     )
 
 
-def _doshi(weight_decay: float, steps: int = 2000, p: int = 97, width: int = 500, desc: str = "") -> Config:
+def _doshi(
+    weight_decay: float,
+    steps: int = 2000,
+    p: int = 97,
+    width: int = 500,
+    train_fraction: float = 0.5,
+    corrupt_fraction: float = 0.35,
+    desc: str = "",
+) -> Config:
     return Config(
-        task=TaskConfig(kind="modular", op="add", p=p, train_fraction=0.5, corrupt_fraction=0.35),
+        task=TaskConfig(
+            kind="modular", op="add", p=p, train_fraction=train_fraction, corrupt_fraction=corrupt_fraction
+        ),
         model=ModelConfig(kind="quadratic_mlp", widths=(width,), activation="quadratic", init="doshi"),
         loss=LossConfig(kind="mse_onehot", dtype="float32"),
         optim=OptimConfig(kind="adamw", lr=0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=weight_decay),
@@ -91,8 +101,8 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
         lambda: _doshi(20.0),
     ),
     "doshi-coexistence-small": (
-        "[D] Coexistence at p=23, N=200: memorizing and generalizing neurons side by side",
-        lambda: _doshi(0.0, steps=1500, p=23, width=200),
+        "[D] Coexistence at p=41, 60% train, ξ=0.1, N=200: memorizing and generalizing neurons side by side",
+        lambda: _doshi(0.0, steps=500, p=41, width=200, train_fraction=0.6, corrupt_fraction=0.1),
     ),
     "kumar-fig1": (
         "[K] Fig 1: lazy→rich grokking on a quadratic single-index target (D=100, P=550)",

@@ -49,9 +49,7 @@ def ntk_is_slow(cfg) -> bool:
 
 def check_probes(cfg) -> None:
     """Refuse probe families the config's task or model cannot support (ConfigError)."""
-    if "neurons" in cfg.train.probes and (
-        cfg.task.kind != "modular" or cfg.model.kind not in ("mlp", "quadratic_mlp")
-    ):
+    if "neurons" in cfg.train.probes and (cfg.task.kind != "modular" or cfg.model.kind not in ("mlp", "quadratic_mlp")):
         raise ConfigError(
             "train.probes",
             list(cfg.train.probes),

@@ -66,7 +66,7 @@ _COUNTS = {"traces": 0, "calls": 0}
 
 
 # --------------------------------------------------------------------------- result
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class PruneResult:
     """One pruning curve: rows are pruning steps (fractions), columns accuracies.
 

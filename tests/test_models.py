@@ -10,6 +10,7 @@ share shapes. Tests that compare vmapped with unbatched builds use the default t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import NamedTuple
 
@@ -227,7 +228,7 @@ def test_dropout_function_inverted_scaling_with_traced_rate():
 def test_dropout_in_model_zeroes_units_before_square_with_inverted_scaling():
     """Readout = [I; 0], so output k is (dropout(z_k))² for k < p: the hidden units are visible."""
     rate = 0.5
-    model = build(QUAD, modular_spec(), dropout=rate)
+    model = build(dataclasses.replace(QUAD, dropout=rate), modular_spec(), dropout=rate)
     model.readout.kernel[...] = jnp.eye(N, P)
     x = all_pairs()
     clean = np_(apply(model, x, train=False))
@@ -242,7 +243,7 @@ def test_dropout_in_model_zeroes_units_before_square_with_inverted_scaling():
 
 
 def test_dropout_rate_traced_inside_jit_vmap_over_members():
-    cfg, spec, x = MLP2, modular_spec(), all_pairs()
+    cfg, spec, x = dataclasses.replace(MLP2, dropout=0.5), modular_spec(), all_pairs()  # dropout on; rate traced
 
     def init(key, rate):
         m = build_model(

@@ -15,9 +15,9 @@ import pytest
 
 import grok
 from grok import phase_plots
-from grok.phases import PHASES
+from grok.phases import PHASES, classify_phase
 from grok.store import RunDirError
-from grok.sweep import SweepSpec, load_sweep, sweep, sweep_presets
+from grok.sweep import SweepSpec, check_memory, estimate_member_bytes, load_sweep, sweep, sweep_presets
 from grok.sweep_cli import build_parser
 
 BASE = {
@@ -80,7 +80,9 @@ def test_spec_values_linspace_logspace_and_types(tmp_path):
     xi = spec.axes["task.corrupt_fraction"]
     assert len(xi) == 17 and xi[0] == 0.0 and xi[-1] == 0.8 and xi[3] == 0.15  # rounded, not 0.15000000000000002
     np.testing.assert_allclose(spec.axes["optim.lr"], [1e-3, 1e-2, 1e-1])  # base-10 exponents
-    assert spec.axes["optim.weight_decay"] == (0.0, 5.0) and all(type(v) is float for v in spec.axes["optim.weight_decay"])
+    assert spec.axes["optim.weight_decay"] == (0.0, 5.0) and all(
+        type(v) is float for v in spec.axes["optim.weight_decay"]
+    )
     assert spec.shape == (17, 3, 2, 2, 2) and spec.n_members == 17 * 3 * 2 * 2 * 2
     assert spec.static_axes() == ["model.widths"]
     groups = spec.groups()
@@ -160,15 +162,13 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
     huge = spec_dict(set=BASE["set"] | {"model.widths": [10**9]})  # ~12 GB of parameters per member
     with pytest.raises(grok.ConfigError, match="sweep memory"):
         sweep(huge, tmp_path / "a", progress=False, memory_bytes=2**33)
-    per = grok.sweep.estimate_member_bytes(grok.preset("doshi-coexistence").override(**BASE["set"]))
+    per = estimate_member_bytes(grok.preset("doshi-coexistence").override(**BASE["set"]))
     assert 10_000 < per < 10**8
     # 16 members fit in 20 × per, not in 10 × per: the error names the batch-size option and a size that fits
     with pytest.raises(grok.ConfigError, match=r"max_members_per_program: got 256; allowed: at most \d+"):
         sweep(spec_dict(), tmp_path / "b", progress=False, memory_bytes=10 * per, shard=False)
     assert grok.trace_count() == before
-    SweepSpec.parse(spec_dict())  # and the same spec is fine with a smaller batch:
-    from grok.sweep import check_memory
-
+    # the same grid fits with smaller batches
     small = SweepSpec.parse(spec_dict(max_members_per_program=8))
     check_memory(small, small.batches(), memory_bytes=10 * per, shard=False)
 
@@ -205,7 +205,9 @@ def test_grid_compiles_once_per_static_group_and_members_equal_runs_alone(grid_s
                 XI[idx[1]],
             )
             alone = grok.train_members(cfg, [{}], progress=False)
-            mine = {k: sw.history(k)[idx][None] for k in ("train_loss", "test_loss", "weight_norm", "train_acc", "test_acc")}
+            mine = {
+                k: sw.history(k)[idx][None] for k in ("train_loss", "test_loss", "weight_norm", "train_acc", "test_acc")
+            }
             assert_same_run(alone.history, mine, n_test, what=str(idx))
     assert grok.trace_count() - before == 4  # the one-member programs: compiled once per group too
     # members really differ along each axis
@@ -244,8 +246,11 @@ def test_load_sweep_labels_shapes_phases_and_members(grid_sweep):
     assert again.history("train_loss").shape == (4, 2, 2, 2, 5)
     np.testing.assert_array_equal(again.metric("test_acc"), again.history("test_acc")[..., -1])
     assert again.phase.shape == (4, 2, 2, 2) and set(again.phase.ravel()) <= set(PHASES)
-    expected = grok.phases.classify_phase(
-        again.metric("train_acc"), again.metric("test_acc"), again.history("test_acc").max(-1), again.field("task.corrupt_fraction")
+    expected = classify_phase(
+        again.metric("train_acc"),
+        again.metric("test_acc"),
+        again.history("test_acc").max(-1),
+        again.field("task.corrupt_fraction"),
     )
     np.testing.assert_array_equal(again.phase, expected)
     assert again.grokking_delay.shape == (4, 2, 2, 2)
@@ -261,13 +266,22 @@ def test_phase_plots_and_cli_write_pngs(grid_sweep, tmp_path, capsys):
     sw, _ = grid_sweep
     parser = build_parser()
     out = tmp_path / "phase.png"
-    args = parser.parse_args(["phase", str(sw.path), "--x", "task.corrupt_fraction", "--panel", "task.p", "--out", str(out)])
+    args = parser.parse_args(
+        ["phase", str(sw.path), "--x", "task.corrupt_fraction", "--panel", "task.p", "--out", str(out)]
+    )
     assert args.func(args) == 0
     assert out.stat().st_size > 1000 and (sw.path / "heatmap_grokking_delay.png").is_file()
-    args = parser.parse_args(["phase", str(sw.path), "--metric", "test_acc", "--at", "task.p=13", "--out", str(tmp_path / "h.png")])
+    args = parser.parse_args(
+        ["phase", str(sw.path), "--metric", "test_acc", "--at", "task.p=13", "--out", str(tmp_path / "h.png")]
+    )
     assert args.func(args) == 0 and (tmp_path / "h.png").stat().st_size > 1000
-    with pytest.raises(grok.ConfigError, match="task.p"):  # three axes, two drawn, none fixed
-        phase_plots.phase_diagram(sw, tmp_path / "x.png", x="optim.weight_decay", y="task.corrupt_fraction")
+    x, y, panel, take = phase_plots.layout(sw, x="optim.weight_decay", y="task.corrupt_fraction")
+    assert panel == "task.p" and take(sw.phase).shape == (2, 2, 4, 2)  # [panel, y, x, seeds]
+    assert take(sw.phase)[1, 0, 3, 1] == sw.phase[3, 0, 1, 1]
+    with pytest.raises(grok.ConfigError, match="--at task.p: got 12"):
+        phase_plots.phase_diagram(sw, tmp_path / "x.png", x="optim.weight_decay", at={"task.p": 12})
+    with pytest.raises(grok.ConfigError, match="axis: got 'optim.lr'"):
+        phase_plots.phase_diagram(sw, tmp_path / "x.png", x="optim.lr")
     with pytest.raises(grok.ConfigError, match="--metric"):
         phase_plots.heatmap(sw, "no_such_metric", tmp_path / "y.png")
     assert "wrote" in capsys.readouterr().out

@@ -33,8 +33,11 @@ def build_model(
     0 for dense inputs) and `.input_dim`. `init_scale`, `dropout`, `alpha`, `epsilon` may be
     traced scalars (build inside `jax.jit(jax.vmap(...))`); they are used arithmetically only.
     Uses `rngs.params` for weights and `rngs.dropout` (if present) to seed the dropout stream.
+    Whether dropout is applied at all is static (`model_cfg.dropout > 0`): with rate 0 the
+    training step draws no random numbers; the rate itself is the (dynamic) `dropout`.
     """
     kind = model_cfg.kind
+    use_dropout = model_cfg.dropout > 0
     n_tokens, n_classes, input_dim = int(spec.n_tokens), int(spec.n_classes), int(spec.input_dim)
     if kind == "mlp":
         return MLP(
@@ -50,6 +53,7 @@ def build_model(
             dropout=dropout,
             param_dtype=param_dtype,
             rngs=rngs,
+            use_dropout=use_dropout,
         )
     if kind == "quadratic_mlp":
         _need_tokens(kind, n_tokens)
@@ -62,6 +66,7 @@ def build_model(
             dropout=dropout,
             param_dtype=param_dtype,
             rngs=rngs,
+            use_dropout=use_dropout,
         )
     if kind == "alpha_net":
         if n_tokens:
@@ -92,6 +97,7 @@ def build_model(
             dropout=dropout,
             param_dtype=param_dtype,
             rngs=rngs,
+            use_dropout=use_dropout,
         )
     raise ValueError(f"unknown model kind {kind!r}; allowed: mlp, quadratic_mlp, alpha_net, transformer")
 

@@ -52,6 +52,7 @@ class MLP(nnx.Module):
         dropout: Any,
         param_dtype: DType,
         rngs: nnx.Rngs,
+        use_dropout: bool = True,
         first_kernel: Array | None = None,
         readout_kernel: Array | None = None,
     ):
@@ -87,6 +88,7 @@ class MLP(nnx.Module):
             else []
         )
         self.rate = Hyper(jnp.asarray(dropout, hyper_dtype(param_dtype)))
+        self.use_dropout = use_dropout
         self.rng = dropout_stream(rngs)
 
     def first_layer(self, x: Array) -> Array:
@@ -100,7 +102,7 @@ class MLP(nnx.Module):
         return self.first(x.astype(self.first.kernel.dtype))
 
     def _hidden(self, z: Array, i: int, train: bool) -> Array:
-        if train:
+        if train and self.use_dropout:
             z = dropout(z, self.rate[...], self.rng())
         h = activation(self.activation, z)
         if len(self.bn):
@@ -135,6 +137,7 @@ class QuadraticMLP(MLP):
         dropout: Any = 0.0,
         param_dtype: DType = jnp.float32,
         rngs: nnx.Rngs,
+        use_dropout: bool = True,
         weights: tuple[Array, Array, Array] | None = None,
     ):
         u, v, w = weights if weights is not None else (None, None, None)
@@ -151,6 +154,7 @@ class QuadraticMLP(MLP):
             dropout=dropout,
             param_dtype=param_dtype,
             rngs=rngs,
+            use_dropout=use_dropout,
             first_kernel=None if u is None else jnp.concatenate([u.T, v.T], axis=0),
             readout_kernel=None if w is None else w.T,
         )

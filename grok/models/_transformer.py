@@ -68,6 +68,7 @@ class Transformer(nnx.Module):
         dropout: Any,
         param_dtype: DType,
         rngs: nnx.Rngs,
+        use_dropout: bool = True,
     ):
         self.p = p
         self.n_heads = n_heads
@@ -92,6 +93,7 @@ class Transformer(nnx.Module):
         self.ln2 = LayerNorm(d, dtype=param_dtype) if layernorm else None
         self.ln_f = LayerNorm(d, dtype=param_dtype) if layernorm else None
         self.rate = Hyper(jnp.asarray(dropout, hyper_dtype(param_dtype)))
+        self.use_dropout = use_dropout
         self.rng = dropout_stream(rngs)
 
     def __call__(self, x: Array, *, train: bool) -> Array:
@@ -112,7 +114,7 @@ class Transformer(nnx.Module):
         r = h[:, -1, :] + self.wo(z)
         m = self.ln2(r) if self.ln2 is not None else r
         u = self.mlp_in(m)
-        if train:
+        if train and self.use_dropout:
             u = dropout(u, self.rate[...], self.rng())
         r = r + self.mlp_out(jax.nn.relu(u))
         r = self.ln_f(r) if self.ln_f is not None else r

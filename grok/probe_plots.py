@@ -1,0 +1,237 @@
+"""Probes over time (DESIGN.md §5): one drawing function per probe family, and `plot_run`.
+
+Every `plot_*` function draws on a given matplotlib Axes and returns it. `members` picks
+which members to draw (None: all; an int or a list of ints). Members that differ only by
+seed are drawn as one mean line with a min–max band; members that differ in anything else
+(a weight-decay sweep, say) get one line each, labelled by their overrides. A metric a run
+does not have (its probe family was off) leaves the panel with a short note instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from grok.plots import panel_grid, plot_accuracy, plot_metric, save_figure
+
+COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
+NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
+
+
+# --------------------------------------------------------------------------- helpers
+def _member_list(run, members) -> list[int]:
+    n = len(run.members)
+    if members is None:
+        return list(range(n))
+    picked = [members] if isinstance(members, (int, np.integer)) else list(members)
+    for i in picked:
+        if not 0 <= int(i) < n:
+            raise IndexError(f"member {i} out of range: the run has {n} members (0..{n - 1})")
+    return [int(i) for i in picked]
+
+
+def _member_label(run, i: int) -> str:
+    over = run.members[i]
+    return ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in over.items()) or f"member {i}"
+
+
+def _groups(run, members) -> list[tuple[str, list[int]]]:
+    """(label, member indices) per line: seeds-only members share one line (mean and band)."""
+    picked = _member_list(run, members)
+    if len(picked) > 1 and all(set(run.members[i]) <= {"seed"} for i in picked):
+        return [("", picked)]
+    return [(_member_label(run, i) if len(picked) > 1 else "", [i]) for i in picked]
+
+
+def _draw(ax, run, name: str, members, *, label: str = "", style: str = "-", color=None, logx: bool = True):
+    """One metric over time for the chosen members; NaN intervals (e.g. a coarser NTK interval) are skipped."""
+    steps = run.history["step"]
+    values = np.asarray(run.history[name], dtype=float)
+    colors = _colors()
+    groups = _groups(run, members)
+    for g, (member_label, idx) in enumerate(groups):
+        v = values[idx]
+        keep = np.isfinite(v).any(axis=0)
+        text = " ".join(t for t in (label, member_label) if t) or None
+        c = color if color is not None else (colors[g % len(colors)] if len(groups) > 1 else None)
+        plot_metric(
+            ax,
+            steps[keep],
+            v[:, keep],
+            label=text,
+            color=c,
+            style=style + ("o" if keep.sum() < len(steps) and keep.sum() <= 60 else ""),
+            logx=logx,
+        )
+    return ax
+
+
+def _colors() -> list:
+    import matplotlib.pyplot as plt
+
+    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _missing(ax, what: str):
+    ax.text(0.5, 0.5, f"no {what} in this run", ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def nearest_steps(run, steps: Sequence[int] | None, n_default: int = 4) -> list[int]:
+    """Indices of the logged intervals nearest to `steps` (default: step 0 and log-spaced steps to the end)."""
+    logged = np.asarray(run.history["step"])
+    if steps is None:
+        if len(logged) <= n_default:
+            return list(range(len(logged)))
+        targets = np.r_[0, np.geomspace(max(logged[1], 1), logged[-1], n_default - 1)]
+    else:
+        targets = np.asarray(list(steps), dtype=float)
+        bad = [s for s in targets if not logged[0] <= s <= logged[-1]]
+        if bad:
+            raise ValueError(f"steps {bad} outside the logged range {logged[0]}..{logged[-1]}")
+    idx = [int(np.argmin(np.abs(logged - t))) for t in targets]
+    return sorted(set(idx))
+
+
+# --------------------------------------------------------------------------- one per family
+def plot_loss(ax, run, *, members=None, logx: bool = True):
+    """Train (dashed) and test (solid) loss, log y; the [K] theory and kernel-regression losses when probed."""
+    _draw(ax, run, "train_loss", members, label="train", style="--", logx=logx)
+    _draw(ax, run, "test_loss", members, label="test", logx=logx)
+    if "theory_test_loss" in run.history:
+        _draw(ax, run, "theory_test_loss", members, label="theory test", style=":", logx=logx)
+    if "kernel_test_mse" in run.history:
+        _draw(ax, run, "kernel_test_mse", members, label="kernel regr. K₀", style="-.", color="gray", logx=logx)
+    ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    _legend(ax)
+    return ax
+
+
+def plot_collapse(ax, run, *, members=None, logx: bool = True):
+    """Softmax Collapse [P]: SC fraction, zero loss terms and the NLM cosine over time (all in [−1, 1])."""
+    present = [m for m in COLLAPSE_METRICS if m in run.history]
+    if not present:
+        return _missing(ax, "collapse probe")
+    styles = {"sc_fraction": "-", "zero_terms": ":", "nlm_cosine": "--"}
+    labels = {"sc_fraction": "SC fraction", "zero_terms": "zero terms", "nlm_cosine": "NLM cosine"}
+    for name in present:
+        _draw(ax, run, name, members, label=labels[name], style=styles[name], logx=logx)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("fraction / cosine")
+    ax.set_title("softmax collapse and NLM [P]", fontsize=9)
+    _legend(ax)
+    return ax
+
+
+def plot_weight_norms(ax, run, *, members=None, logx: bool = True):
+    """Weight norm per layer (`weight_norm/<layer>`, from the collapse probe), the total, and the logit norm."""
+    _draw(ax, run, "weight_norm", members, label="total", logx=logx)
+    for name in sorted(k for k in run.history if k.startswith("weight_norm/")):
+        _draw(ax, run, name, members, label=name.partition("/")[2], style="--", logx=logx)
+    if "logit_norm" in run.history:
+        _draw(ax, run, "logit_norm", members, label="logit norm", style=":", color="black", logx=logx)
+    ax.set_yscale("log")
+    ax.set_ylabel("norm")
+    _legend(ax)
+    return ax
+
+
+def plot_ntk(ax, run, *, members=None, logx: bool = True):
+    """NTK [K]: kernel-target alignment and kernel distance (left axis), parameter distance (right axis)."""
+    if not any(m in run.history for m in NTK_METRICS):
+        return _missing(ax, "ntk probe")
+    _draw(ax, run, "ntk_alignment", members, label="alignment", logx=logx)
+    _draw(ax, run, "kernel_distance", members, label="kernel distance", style="--", logx=logx)
+    ax.set_ylabel("alignment / kernel distance")
+    ax.set_ylim(-0.05, 1.05)
+    right = ax.twinx()
+    _draw(right, run, "param_distance", members, label="param distance", style=":", color="gray", logx=logx)
+    right.set_ylabel("‖θ − θ₀‖ / ‖θ₀‖")
+    handles = ax.get_legend_handles_labels()
+    extra = right.get_legend_handles_labels()
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7)
+    ax.set_title("NTK [K]", fontsize=9)
+    return ax
+
+
+def plot_ipr(ax, run, *, members=None, logx: bool = True):
+    """Mean per-neuron Fourier IPR over time [D]."""
+    if "ipr_mean" not in run.history:
+        return _missing(ax, "neurons probe")
+    _draw(ax, run, "ipr_mean", members, label="mean IPR", logx=logx)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("mean IPR")
+    _legend(ax)
+    return ax
+
+
+def plot_ipr_histogram(ax, run, *, steps: Sequence[int] | None = None, member: int = 0):
+    """Per-neuron IPR histogram of one member at chosen steps (nearest logged ones) [D]."""
+    if "ipr_hist" not in run.history:
+        return _missing(ax, "neurons probe")
+    (member,) = _member_list(run, member)
+    hist = np.asarray(run.history["ipr_hist"][member], dtype=float)  # [T, bins]
+    bins = hist.shape[-1]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    for i in nearest_steps(run, steps):
+        ax.step(centers, hist[i], where="mid", label=f"step {int(run.history['step'][i])}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("IPR")
+    ax.set_ylabel("neurons")
+    ax.set_title(f"IPR histogram [D] ({_member_label(run, member)})", fontsize=9)
+    _legend(ax)
+    return ax
+
+
+# --------------------------------------------------------------------------- the run figure
+def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=None, title: str = "") -> Path:
+    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms.
+
+    Panels whose probes the run lacks are left out (accuracy too, for regression). `steps`
+    chooses the IPR-histogram steps (nearest logged); `members` the members drawn (the
+    histogram shows the first of them). Returns the path written.
+    """
+    h = run.history
+    picked = _member_list(run, members)
+    panels = []
+    if np.isfinite(np.asarray(h["test_acc"], dtype=float)).any():
+        panels.append(lambda ax: _accuracy(ax, run, picked))
+    panels.append(lambda ax: plot_loss(ax, run, members=picked))
+    if any(m in h for m in COLLAPSE_METRICS):
+        panels.append(lambda ax: plot_collapse(ax, run, members=picked))
+    if any(m in h for m in NTK_METRICS):
+        panels.append(lambda ax: plot_ntk(ax, run, members=picked))
+    if "ipr_hist" in h:
+        panels.append(lambda ax: plot_ipr_histogram(ax, run, steps=steps, member=picked[0]))
+        panels.append(lambda ax: plot_ipr(ax, run, members=picked))
+    panels.append(lambda ax: plot_weight_norms(ax, run, members=picked))
+    fig, axes = panel_grid(len(panels))
+    for draw, ax in zip(panels, axes, strict=True):
+        draw(ax)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or run.config.description or "run", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _accuracy(ax, run, members):
+    """Train/test accuracy, one colour per line group (plot_accuracy reads `.history` only)."""
+    colors = _colors()
+    groups = _groups(run, members)
+    for g, (label, idx) in enumerate(groups):
+        view = SimpleNamespace(history={k: (v if k == "step" else np.asarray(v)[idx]) for k, v in run.history.items()})
+        plot_accuracy(ax, view, label=label, color=colors[g % len(colors)] if len(groups) > 1 else None)
+    _legend(ax)
+    return ax
