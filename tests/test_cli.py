@@ -107,3 +107,12 @@ def test_train_from_a_toml_config(tmp_path):
     assert main(["train", "--config", str(path), "--out", str(out), "--quiet"]) == 0
     run = grok.load_run(out)
     assert run.config.model.kind == "quadratic_mlp" and run.config.task.p == 11
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_figure_and_table(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "StableMax CE (float64), AdamW" in out and "step@95% test" in out
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert grok.load_run(tmp_path / "run2").config.optim.perp_grad
