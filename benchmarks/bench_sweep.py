@@ -55,7 +55,10 @@ def run() -> dict[str, float]:
         "sweep_member_steps_per_s": n / t_sweep,
         "sequential_member_steps_per_s": n / t_seq,
     }
-    print(f"64-member [D]-style sweep (p=23, N=64, {steps} steps), devices: {len(__import__('jax').devices())}")
+    import jax
+
+    where = f"{len(jax.devices())} {jax.default_backend()} device(s)"
+    print(f"64-member [D]-style sweep (p=23, N=64, {steps} steps) on {where}")
     print(f"{'':28}{'seconds':>10}{'member-steps/s':>18}")
     print(f"{'vmapped sweep (1 group)':28}{t_sweep:>10.2f}{out['sweep_member_steps_per_s']:>18.0f}")
     print(f"{'64 runs one after another':28}{t_seq:>10.2f}{out['sequential_member_steps_per_s']:>18.0f}")

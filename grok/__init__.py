@@ -23,6 +23,7 @@ from grok.errors import ConfigError
 from grok.presets import preset, presets
 from grok.prune import prune
 from grok.run import Run, load_run, train, train_members
+from grok.sweep import SweepSpec, load_sweep, sweep
 
 __all__ = [
     "Config",
@@ -31,13 +32,16 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "Run",
+    "SweepSpec",
     "TaskConfig",
     "TrainConfig",
     "field_names",
     "load_run",
+    "load_sweep",
     "preset",
     "presets",
     "prune",
+    "sweep",
     "trace_count",
     "train",
     "train_members",

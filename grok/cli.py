@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from grok.prune_cli import add_commands as add_prune_commands
+    from grok.sweep_cli import add_commands as add_sweep_commands
 
+    add_sweep_commands(sub)
     add_prune_commands(sub)
     return parser
 

@@ -34,8 +34,9 @@ others (leftover temporary files are removed first); a different spec in the sam
 `RunDirError` naming what differs. An incomplete batch is never read as a result.
 
 **Multi-host.** Under `jax.distributed.initialize()` (one process per host or per accelerator)
-the same `grok sweep SPEC --out DIR` command, started on every process with a shared DIR, splits
-the batches: process i trains the batches whose global index b has b % process_count == i and
+the same `grok sweep SPEC --out DIR --distributed` command (cluster auto-detection; or
+`--coordinator HOST:PORT --num-processes N --process-id I`), started on every process with a
+shared DIR, splits the batches: process i trains the batches whose global index b has b % process_count == i and
 writes their directories; at the end the processes meet at a barrier and each can load the whole
 sweep. In multi-process mode each process runs its batches on its own first local device
 (`shard=False`): start one process per accelerator. A killed multi-host sweep resumes like a
@@ -152,6 +153,8 @@ class SweepSpec:
         for key in data:
             if key not in SPEC_KEYS:
                 raise ConfigError(key, data[key], "a sweep spec key: " + ", ".join(SPEC_KEYS))
+        if not isinstance(data.get("set", {}), Mapping):
+            raise ConfigError("set", data["set"], "a table of dotted config names → values")
         description = data.pop("description", "")
         if not isinstance(description, str):
             raise ConfigError("description", description, "a string")
@@ -558,19 +561,26 @@ def sweep_presets() -> dict[str, str]:
 def _check_out_dir(out: Path, spec: SweepSpec) -> None:
     """Write `sweep.json`, or check that the one there is this spec."""
     meta = out / "sweep.json"
-    if meta.is_file():
-        old = store.read_json(meta)
-        new = spec.normalized()
-        diff = _spec_diff(old, new)
-        if diff:
-            raise RunDirError(
-                f"{str(out)!r} holds a different sweep (differs in {', '.join(diff)}); "
-                "resume it with its original spec or choose another output directory"
-            )
-        return
-    if out.exists() and any(out.iterdir()):
-        raise RunDirError(f"{str(out)!r} exists, is not empty and holds no sweep.json: not a sweep directory")
-    store.atomic_write_json(meta, spec.normalized())
+    if not meta.is_file():
+        # another process of a multi-host sweep may be writing sweep.json right now: its temporary
+        # doesn't count, and what it writes after sweep.json is fine (hence the second look)
+        others = out.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in out.iterdir())
+        if not meta.is_file():
+            if others:
+                raise RunDirError(f"{str(out)!r} exists, is not empty and holds no sweep.json: not a sweep directory")
+            store.atomic_write_json(meta, spec.normalized())
+            return
+    old = store.read_json(meta)
+    try:  # compare as specs, so a config field added since (with its default) is no difference
+        old = SweepSpec.from_normalized(old).normalized()
+    except (ConfigError, RunDirError, KeyError, TypeError):
+        pass
+    diff = _spec_diff(old, spec.normalized())
+    if diff:
+        raise RunDirError(
+            f"{str(out)!r} holds a different sweep (differs in {', '.join(diff)}); "
+            "resume it with its original spec or choose another output directory"
+        )
 
 
 def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -601,8 +611,12 @@ def batch_complete(out: Path, batch: Batch) -> bool:
     except RunDirError:
         return False
     meta = store.read_json(path / "config.json")
-    expected = _jsonable({"config": batch.group.config.to_dict(), "members": batch.overrides})
-    if _jsonable(meta) != expected:
+    try:
+        same = Config.from_dict(meta["config"]) == batch.group.config
+        same = same and _jsonable(meta["members"]) == _jsonable(batch.overrides)
+    except (ConfigError, KeyError, TypeError):
+        same = False
+    if not same:
         raise RunDirError(f"{str(path)!r} holds other members than this sweep expects; the directory was altered")
     return True
 
@@ -639,6 +653,7 @@ def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard:
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
         "n_devices": jax.device_count(),
+        "process": jax.process_index(),
         "sweep": {"group": batch.group.index, "batch": batch.number, "index": [list(i) for i, _ in batch.members]},
     }
     return Run(config=batch.group.config, members=batch.overrides, history=history, state=flat, status=status)

@@ -1,6 +1,7 @@
 """`grok sweep` and `grok phase` (wired into grok/cli.py by `add_commands(subparsers)`).
 
     grok sweep SPEC --out DIR [--quiet] [--dry-run]   # SPEC: a TOML file or a sweep preset name
+    grok sweep SPEC --out DIR --distributed           # multi-host (or --coordinator, --num-processes, --process-id)
     grok sweep --list                                 # the sweep presets
     grok phase DIR [--x AXIS] [--y AXIS] [--panel AXIS] [--at AXIS=VALUE ...] [--metric NAME] [--out FILE]
 
@@ -27,6 +28,21 @@ def _parse_at(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _init_distributed(args) -> None:
+    """`jax.distributed.initialize` from --distributed / --coordinator / --num-processes / --process-id."""
+    manual = (args.coordinator, args.num_processes, args.process_id)
+    if not args.distributed and all(v is None for v in manual):
+        return
+    if any(v is None for v in manual) and not all(v is None for v in manual):
+        raise ConfigError("--coordinator", args.coordinator, "--coordinator, --num-processes and --process-id together")
+    import jax
+
+    if all(v is None for v in manual):
+        jax.distributed.initialize()  # cluster auto-detection (SLURM, Open MPI, TPU pods, JAX_* variables)
+    else:
+        jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
+
+
 def cmd_sweep(args) -> int:
     from grok.sweep import SweepSpec, sweep, sweep_presets
 
@@ -44,6 +60,7 @@ def cmd_sweep(args) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out", None, "a directory for the sweep's results")
+    _init_distributed(args)
     if not args.quiet:
         print(spec.describe())
     sw = sweep(spec, args.out, progress=not args.quiet)
@@ -96,6 +113,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no plan, no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate the spec and print the plan; train nothing")
     p.add_argument("--list", action="store_true", help="list the sweep presets")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: call jax.distributed.initialize() (cluster auto-detection); each process trains "
+        "its share of the batches into the shared --out",
+    )
+    p.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host without auto-detection: process 0's address")
+    p.add_argument("--num-processes", type=int, help="multi-host: number of processes (with --coordinator)")
+    p.add_argument("--process-id", type=int, help="multi-host: this process's index (with --coordinator)")
     p.set_defaults(func=cmd_sweep)
 
     p = subparsers.add_parser(
