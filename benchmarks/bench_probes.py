@@ -37,7 +37,7 @@ from grok import engine
 from grok.optim import optimizer_from_config
 
 TRIALS = 7  # interleaved rounds; each keeps its best
-FEW_TRIALS = 3  # for calls that take longer than a trial
+FEW_TRIALS = 2  # for calls that take longer than a trial
 MIN_TRIAL_S = 0.2  # a trial repeats the call until it has run this long
 
 P_LIKE = grok.preset("prieto-softmax-collapse-small").override(**{"train.steps": 400, "train.log_every": 20})
@@ -145,7 +145,7 @@ def run() -> dict[str, float]:
     _overheads("P-like", P_LIKE, out)
     _overheads("D-like", D_LIKE, out)
     _ntk_scaling("K-like", K_LIKE, (32, 64, 128, 256), out)
-    _ntk_scaling("P-like", P_LIKE, (32, 64, 128), out)
+    _ntk_scaling("P-like", P_LIKE, (16, 32, 64), out)
     _end_to_end("P-like", P_LIKE, out)
     return out
 

@@ -110,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a much shorter run, to check the set-up")
     p.set_defaults(func=cmd_demo)
 
+    from grok.plot_cli import add_commands as add_plot_commands
     from grok.prune_cli import add_commands as add_prune_commands
     from grok.sweep_cli import add_commands as add_sweep_commands
 
     add_sweep_commands(sub)
     add_prune_commands(sub)
+    add_plot_commands(sub)
     return parser
 
 

@@ -301,8 +301,15 @@ class Config:
             raise ConfigError(
                 "train.ntk_subset", self.train.ntk_subset, f"at most the {self.n_train} training examples"
             )
-        if self.uses_float64 and self.loss.dtype == "float16":
-            pass  # allowed: a float64 net with a float16 loss is a legitimate precision experiment
+        if "neurons" in self.train.probes and (
+            self.task.kind != "modular" or self.model.kind not in ("mlp", "quadratic_mlp")
+        ):
+            raise ConfigError(
+                "train.probes",
+                list(self.train.probes),
+                "'neurons' only with task.kind='modular' and model.kind 'mlp' or 'quadratic_mlp' "
+                f"(got task.kind={self.task.kind!r}, model.kind={self.model.kind!r})",
+            )
 
     # ----------------------------------------------------------------- derived
     @property

@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.errors import ConfigError
 from probes import collapse, neurons, ntk
 
 Array = jax.Array
@@ -45,17 +44,6 @@ def ntk_is_slow(cfg) -> bool:
     """Whether the NTK runs at its own, coarser interval."""
     every = cfg.train.ntk_every
     return "ntk" in cfg.train.probes and every is not None and every != cfg.train.log_every
-
-
-def check_probes(cfg) -> None:
-    """Refuse probe families the config's task or model cannot support (ConfigError)."""
-    if "neurons" in cfg.train.probes and (cfg.task.kind != "modular" or cfg.model.kind not in ("mlp", "quadratic_mlp")):
-        raise ConfigError(
-            "train.probes",
-            list(cfg.train.probes),
-            "'neurons' only with task.kind='modular' and model.kind 'mlp' or 'quadratic_mlp' "
-            f"(got task.kind={cfg.task.kind!r}, model.kind={cfg.model.kind!r})",
-        )
 
 
 def has_theory_loss(cfg) -> bool:
@@ -98,7 +86,6 @@ def _kernel_mse(cfg, spec, k: Array, y_probe: Array, n: int, dyn) -> Array:
 
 def probe_context(cfg, spec, fwd, data, params, rest, dyn) -> ProbeContext:
     """Everything the probes compare against later, measured at step 0."""
-    check_probes(cfg)
     if "ntk" not in cfg.train.probes:
         return ProbeContext()
     n = cfg.train.ntk_subset

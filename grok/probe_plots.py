@@ -9,16 +9,17 @@ does not have (its probe family was off) leaves the panel with a short note inst
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
-from grok.plots import panel_grid, plot_accuracy, plot_metric, save_figure
+from grok.plots import panel_grid, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
+LAYER_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (6, 2)), (0, (1, 2)), (0, (3, 1, 1, 1)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -46,27 +47,43 @@ def _groups(run, members) -> list[tuple[str, list[int]]]:
     return [(_member_label(run, i) if len(picked) > 1 else "", [i]) for i in picked]
 
 
-def _draw(ax, run, name: str, members, *, label: str = "", style: str = "-", color=None, logx: bool = True):
-    """One metric over time for the chosen members; NaN intervals (e.g. a coarser NTK interval) are skipped."""
-    steps = run.history["step"]
+def _draw(ax, run, name: str, members, *, label: str = "", style="-", color=None, logx: bool = True):
+    """One metric over time for the chosen members.
+
+    One line per member group (mean with a min–max band for seed groups). Intervals where a
+    metric is NaN (a probe with a coarser interval) are skipped and the measured points get
+    small markers. With several groups the colour is the member's and `style` the metric's;
+    `_legend` then lists each once.
+    """
+    steps = np.asarray(run.history["step"])
     values = np.asarray(run.history[name], dtype=float)
-    colors = _colors()
     groups = _groups(run, members)
-    for g, (member_label, idx) in enumerate(groups):
+    colors = _colors()
+    x_all = np.maximum(steps, 1) if logx else steps  # step 0 drawn at 1 on a log axis
+    for g, (_, idx) in enumerate(groups):
         v = values[idx]
         keep = np.isfinite(v).any(axis=0)
-        text = " ".join(t for t in (label, member_label) if t) or None
-        c = color if color is not None else (colors[g % len(colors)] if len(groups) > 1 else None)
-        plot_metric(
-            ax,
-            steps[keep],
-            v[:, keep],
-            label=text,
-            color=c,
-            style=style + ("o" if keep.sum() < len(steps) and keep.sum() <= 60 else ""),
-            logx=logx,
-        )
+        if not keep.any():
+            continue
+        x, v = x_all[keep], v[:, keep]
+        marker = "." if keep.sum() < len(steps) else None
+        c = colors[g % len(colors)] if len(groups) > 1 else color
+        (line,) = ax.plot(x, np.nanmean(v, axis=0), linestyle=style, color=c, marker=marker, ms=4, label=label or None)
+        if v.shape[0] > 1:
+            ax.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=line.get_color(), alpha=0.2)
+        if g == 0:
+            _registry(ax).append((label, style, line.get_color() if len(groups) == 1 else "black"))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel("step")
     return ax
+
+
+def _registry(ax) -> list:
+    """The (label, style, colour) of each metric drawn on `ax`, for `_legend`."""
+    if not hasattr(ax, "_grok_metrics"):
+        ax._grok_metrics = []
+    return ax._grok_metrics
 
 
 def _colors() -> list:
@@ -82,9 +99,24 @@ def _missing(ax, what: str):
     return ax
 
 
-def _legend(ax) -> None:
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+def _legend(ax, run, members, *others) -> None:
+    """One entry per metric (its line style) and, with several member groups, one per member (its colour)."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], linestyle=style, color=color, label=label)
+        for a in (ax, *others)
+        for label, style, color in _registry(a)
+        if label
+    ]
+    groups = _groups(run, members)
+    if len(groups) > 1:
+        colors = _colors()
+        handles += [
+            Line2D([], [], color=colors[g % len(colors)], lw=4, label=label) for g, (label, _) in enumerate(groups)
+        ]
+    if handles:
+        ax.legend(handles=handles, fontsize=7)
 
 
 def nearest_steps(run, steps: Sequence[int] | None, n_default: int = 4) -> list[int]:
@@ -114,7 +146,7 @@ def plot_loss(ax, run, *, members=None, logx: bool = True):
         _draw(ax, run, "kernel_test_mse", members, label="kernel regr. K₀", style="-.", color="gray", logx=logx)
     ax.set_yscale("log")
     ax.set_ylabel("loss")
-    _legend(ax)
+    _legend(ax, run, members)
     return ax
 
 
@@ -130,20 +162,21 @@ def plot_collapse(ax, run, *, members=None, logx: bool = True):
     ax.set_ylim(-0.05, 1.05)
     ax.set_ylabel("fraction / cosine")
     ax.set_title("softmax collapse and NLM [P]", fontsize=9)
-    _legend(ax)
+    _legend(ax, run, members)
     return ax
 
 
 def plot_weight_norms(ax, run, *, members=None, logx: bool = True):
     """Weight norm per layer (`weight_norm/<layer>`, from the collapse probe), the total, and the logit norm."""
     _draw(ax, run, "weight_norm", members, label="total", logx=logx)
-    for name in sorted(k for k in run.history if k.startswith("weight_norm/")):
-        _draw(ax, run, name, members, label=name.partition("/")[2], style="--", logx=logx)
+    layers = sorted(k for k in run.history if k.startswith("weight_norm/"))
+    for name, style in zip(layers, itertools.cycle(LAYER_STYLES), strict=False):
+        _draw(ax, run, name, members, label=name.partition("/")[2], style=style, logx=logx)
     if "logit_norm" in run.history:
         _draw(ax, run, "logit_norm", members, label="logit norm", style=":", color="black", logx=logx)
     ax.set_yscale("log")
     ax.set_ylabel("norm")
-    _legend(ax)
+    _legend(ax, run, members)
     return ax
 
 
@@ -158,9 +191,7 @@ def plot_ntk(ax, run, *, members=None, logx: bool = True):
     right = ax.twinx()
     _draw(right, run, "param_distance", members, label="param distance", style=":", color="gray", logx=logx)
     right.set_ylabel("‖θ − θ₀‖ / ‖θ₀‖")
-    handles = ax.get_legend_handles_labels()
-    extra = right.get_legend_handles_labels()
-    ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7)
+    _legend(ax, run, members, right)
     ax.set_title("NTK [K]", fontsize=9)
     return ax
 
@@ -172,7 +203,7 @@ def plot_ipr(ax, run, *, members=None, logx: bool = True):
     _draw(ax, run, "ipr_mean", members, label="mean IPR", logx=logx)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("mean IPR")
-    _legend(ax)
+    _legend(ax, run, members)
     return ax
 
 
@@ -191,7 +222,8 @@ def plot_ipr_histogram(ax, run, *, steps: Sequence[int] | None = None, member: i
     ax.set_xlabel("IPR")
     ax.set_ylabel("neurons")
     ax.set_title(f"IPR histogram [D] ({_member_label(run, member)})", fontsize=9)
-    _legend(ax)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     return ax
 
 
@@ -207,7 +239,7 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
     picked = _member_list(run, members)
     panels = []
     if np.isfinite(np.asarray(h["test_acc"], dtype=float)).any():
-        panels.append(lambda ax: _accuracy(ax, run, picked))
+        panels.append(lambda ax: plot_accuracy(ax, run, members=picked))
     panels.append(lambda ax: plot_loss(ax, run, members=picked))
     if any(m in h for m in COLLAPSE_METRICS):
         panels.append(lambda ax: plot_collapse(ax, run, members=picked))
@@ -226,12 +258,11 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
     return save_figure(fig, path)
 
 
-def _accuracy(ax, run, members):
-    """Train/test accuracy, one colour per line group (plot_accuracy reads `.history` only)."""
-    colors = _colors()
-    groups = _groups(run, members)
-    for g, (label, idx) in enumerate(groups):
-        view = SimpleNamespace(history={k: (v if k == "step" else np.asarray(v)[idx]) for k, v in run.history.items()})
-        plot_accuracy(ax, view, label=label, color=colors[g % len(colors)] if len(groups) > 1 else None)
-    _legend(ax)
+def plot_accuracy(ax, run, *, members=None, logx: bool = True):
+    """Train (dashed, against the noisy labels) and test (solid) accuracy."""
+    _draw(ax, run, "train_acc", members, label="train", style="--", logx=logx)
+    _draw(ax, run, "test_acc", members, label="test", logx=logx)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("accuracy")
+    _legend(ax, run, members)
     return ax

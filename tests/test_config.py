@@ -116,3 +116,8 @@ def test_presets_have_descriptions_and_build():
     ):
         assert required in names and names[required]
         assert grok.preset(required).description == names[required]
+
+
+def test_neuron_probe_needs_a_modular_mlp():
+    with pytest.raises(grok.ConfigError, match="train.probes: got \\['neurons'\\]"):
+        grok.preset("kumar-fig1").override(**{"train.probes": ["neurons"]})

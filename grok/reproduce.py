@@ -1,0 +1,415 @@
+"""`grok reproduce NAME`: run a paper-size preset and write its figure, the paper's claim in the title.
+
+Each reproduction is a preset of `grok.presets` at the paper's size, the probes its claim needs,
+its members (seeds; for [K] Fig. 3a, the sweep over the output scale α), a figure and a check::
+
+    grok reproduce prieto-perpgrad                       # [P] Fig. 1a, a few minutes on a CPU
+    grok reproduce doshi-full-inversion --out runs/fi    # [D] Fig. 2
+    grok reproduce kumar-fig3a --steps 2000              # a shortened run, to check the set-up
+
+It trains one compiled group, saves it as a run directory (`grok plot`, `grok prune` read it),
+writes `figure.png` whose title states the paper's claim and whether this run shows it, and
+`reproduce.json` with the check's numbers. The exit status is 0 when the check passes and 1 when
+the run finished without showing the effect (expected with a much shortened `--steps`). The
+paper's sizes are meant for a GPU: the 80 000-step [P] runs and the [K] runs take hours on a CPU.
+
+Wired into the `grok` command line by `grok.cli` through `add_commands(subparsers)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grok.errors import ConfigError
+
+FIG3A_ALPHAS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0)
+LOG_POINTS = 100  # logged intervals of a run whose length is set with --steps
+NTK_POINTS = 50  # NTK evaluations per [K] run (the NTK is the costliest probe)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reproduction:
+    """A paper claim and how to check it on a preset."""
+
+    preset: str
+    paper: str  # where the claim is made
+    claim: str  # the figure's title
+    probes: tuple[str, ...]
+    check: Callable[[Any], tuple[bool, str]]  # run → (shown, the numbers behind it)
+    figure: Callable[[Any, Path, str], Path]  # (run, path, title) → path
+    sweep: Mapping[str, Sequence[float]] = dataclasses.field(default_factory=dict)  # dynamic field → values
+
+
+@dataclasses.dataclass
+class Result:
+    """What `reproduce` returns."""
+
+    name: str
+    run: Any
+    out: Path
+    figure: Path
+    title: str
+    shown: bool
+    message: str
+
+
+# --------------------------------------------------------------------------- checks
+def _first(steps: np.ndarray, hit: np.ndarray) -> float:
+    """First logged step where `hit` (over intervals) is true; NaN if never."""
+    idx = np.flatnonzero(hit)
+    return float(steps[idx[0]]) if idx.size else math.nan
+
+
+def _fmt_step(s: float) -> str:
+    return "never" if not np.isfinite(s) else f"step {s:.0f}"
+
+
+def _check_generalizes(run) -> tuple[bool, str]:
+    """[P] ⊥AdamW / StableMax: every member generalizes (test ≥ 90%) and SC stays at 0."""
+    h = run.history
+    test = run.final("test_acc")
+    reach = max(_first(h["step"], h["test_acc"][i] >= 0.9) for i in range(run.n_members))
+    sc = float(np.max(h["sc_fraction"]))
+    shown = bool(np.all(test >= 0.9)) and sc == 0.0
+    return shown, f"final test accuracy {_span(test)} (≥ 90% from {_fmt_step(reach)}), max SC {sc:.2f}"
+
+
+def _check_collapse(run) -> tuple[bool, str]:
+    """[P] softmax CE in float32: memorizes, SC rises, and the test accuracy stays low."""
+    h = run.history
+    train, test = run.final("train_acc"), run.final("test_acc")
+    sc = np.max(h["sc_fraction"], axis=1)
+    shown = bool(np.all(train >= 0.99) and np.all(test < 0.5) and np.all(sc > 0))
+    return shown, f"final train accuracy {_span(train)}, test {_span(test)}, max SC {_span(sc)}"
+
+
+def _check_phase(expected: str) -> Callable[[Any], tuple[bool, str]]:
+    """[D] the run ends in the expected phase (DESIGN §6)."""
+
+    def check(run) -> tuple[bool, str]:
+        from grok.phases import classify_phase
+
+        h = run.history
+        xi = np.asarray([run.member_config(i).task.corrupt_fraction for i in range(run.n_members)])
+        phases = classify_phase(run.final("train_acc"), run.final("test_acc"), np.max(h["test_acc"], axis=1), xi)
+        shown = bool(np.all(phases == expected))
+        return shown, (
+            f"phase {', '.join(sorted(set(map(str, phases))))} (expected {expected}); final train accuracy "
+            f"{_span(run.final('train_acc'))}, test {_span(run.final('test_acc'))}, corrupted examples "
+            f"predicted as their true label {_span(run.final('corrupted_true_acc'))}"
+        )
+
+    return check
+
+
+def _delays(run) -> tuple[np.ndarray, np.ndarray]:
+    """Per member: (step the train loss falls below 10% of its initial value, same for the test loss)."""
+    from grok.phases import first_crossing
+
+    h = run.history
+    fit = first_crossing(h["step"], h["train_loss"], 0.1 * h["train_loss"][:, 0], "below")
+    grokked = first_crossing(h["step"], h["test_loss"], 0.1 * h["test_loss"][:, 0], "below")
+    return np.atleast_1d(fit), np.atleast_1d(grokked)
+
+
+def _check_fig1(run) -> tuple[bool, str]:
+    """[K] Fig. 1: the test loss reaches 10% of its initial value at least twice as late as the train loss."""
+    fit, grokked = _delays(run)
+    shown = bool(np.all(np.isfinite(fit) & np.isfinite(grokked) & (grokked >= 2 * fit)))
+    return shown, f"train loss < 10% of initial at {_fmt_step(fit[0])}, test loss at {_fmt_step(grokked[0])}"
+
+
+def _check_fig3a(run) -> tuple[bool, str]:
+    """[K] Fig. 3a: the grokking delay at the smallest α < at α = 1 < at the largest α (never = longest)."""
+    alphas = np.asarray([run.member_config(i).model.alpha for i in range(run.n_members)])
+    fit, grokked = _delays(run)
+    delay = np.where(np.isfinite(fit) & np.isfinite(grokked), grokked - fit, np.inf)
+    lo, hi = alphas.min(), alphas.max()
+    d = {a: float(np.max(delay[alphas == a])) for a in (lo, 1.0, hi) if np.any(alphas == a)}
+    shown = len(d) == 3 and d[lo] < d[1.0] < d[hi]
+    text = ", ".join(f"α={a:g}: {'never' if not np.isfinite(v) else f'{v:.0f} steps'}" for a, v in d.items())
+    return shown, "grokking delay " + text
+
+
+def _span(values: np.ndarray) -> str:
+    values = np.asarray(values, dtype=float)
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    return f"{lo:.2f}" if np.isclose(lo, hi) else f"{lo:.2f}–{hi:.2f}"
+
+
+# --------------------------------------------------------------------------- figures
+def _figure_run(run, path: Path, title: str) -> Path:
+    """The multi-panel run figure of `grok plot` (accuracy or loss, the probes, weight norms)."""
+    from grok.probe_plots import plot_run
+
+    return plot_run(run, path, title=title)
+
+
+def _figure_doshi(run, path: Path, title: str) -> Path:
+    """[D]: the five accuracies over time, the per-neuron IPR histogram, the mean IPR."""
+    import matplotlib.pyplot as plt
+
+    from grok.plots import plot_metric, save_figure
+    from grok.probe_plots import plot_ipr, plot_ipr_histogram
+
+    h = run.history
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    curves = (
+        ("train_acc", "train (noisy labels)", "black", "-"),
+        ("train_acc_clean", "clean train", "tab:green", "--"),
+        ("train_acc_corrupted", "corrupted, noisy labels", "tab:red", "-"),
+        ("corrupted_true_acc", "corrupted, true labels", "tab:purple", ":"),
+        ("test_acc", "test", "tab:blue", "-"),
+    )
+    for name, label, color, style in curves:
+        plot_metric(axes[0], h["step"], h[name], label=label, color=color, style=style)
+    axes[0].set(ylabel="accuracy", ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=8)
+    plot_ipr_histogram(axes[1], run)
+    plot_ipr(axes[2], run)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _figure_fig3a(run, path: Path, title: str) -> Path:
+    """[K] Fig. 3a: loss curves, NTK alignment and grokking delay per α."""
+    import matplotlib.pyplot as plt
+
+    from grok.plots import save_figure
+
+    h = run.history
+    steps = np.maximum(h["step"], 1)
+    alphas = np.asarray([run.member_config(i).model.alpha for i in range(run.n_members)])
+    order = np.argsort(alphas, kind="stable")
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(order)))
+    fit, grokked = _delays(run)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for c, i in zip(colors, order, strict=True):
+        axes[0].plot(steps, h["train_loss"][i] / h["train_loss"][i, 0], "--", color=c, lw=1)
+        axes[0].plot(steps, h["test_loss"][i] / h["test_loss"][i, 0], color=c, label=f"α = {alphas[i]:g}")
+        if "ntk_alignment" in h:
+            ok = np.isfinite(h["ntk_alignment"][i])
+            axes[1].plot(steps[ok], h["ntk_alignment"][i, ok], color=c, label=f"α = {alphas[i]:g}")
+    axes[0].axhline(0.1, color="gray", ls=":", lw=0.8)
+    axes[0].set(xscale="log", yscale="log", xlabel="step", ylabel="loss / initial loss")
+    axes[0].set_title("train (dashed) and test (solid) loss", fontsize=9)
+    axes[0].legend(fontsize=7, ncol=2)
+    axes[1].set(xscale="log", xlabel="step", ylabel="centered kernel-target alignment")
+    axes[1].set_title("NTK alignment", fontsize=9)
+    delay = grokked - fit
+    ok = np.isfinite(delay)
+    axes[2].plot(alphas[ok], np.maximum(delay[ok], 1), "o-", color="tab:blue", label="grokking delay")
+    never = ~ok & np.isfinite(fit)
+    if never.any():
+        top = h["step"][-1]
+        axes[2].plot(alphas[never], np.full(never.sum(), top), "v", color="tab:red", label="test never < 10%")
+    axes[2].set(xscale="log", yscale="log", xlabel="output scale α", ylabel="steps (test − train < 10%)")
+    axes[2].set_title("grokking delay", fontsize=9)
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- the catalogue
+def _doshi(phase: str, wd: str, claim: str) -> Reproduction:
+    return Reproduction(
+        preset=f"doshi-{phase.replace('_', '-')}",
+        paper="[D] Doshi et al., ICLR 2024, Fig. 2",
+        claim=f"add mod 97, 35% corrupted labels, weight decay {wd}: {claim}",
+        probes=("neurons",),
+        check=_check_phase(phase),
+        figure=_figure_doshi,
+    )
+
+
+REPRODUCTIONS: dict[str, Reproduction] = {
+    "prieto-perpgrad": Reproduction(
+        preset="prieto-perpgrad",
+        paper="[P] Prieto et al., ICLR 2025, Fig. 1a",
+        claim="⊥AdamW generalizes modular addition without weight decay, within a few hundred steps",
+        probes=("collapse",),
+        check=_check_generalizes,
+        figure=_figure_run,
+    ),
+    "prieto-stablemax": Reproduction(
+        preset="prieto-stablemax",
+        paper="[P] Prieto et al., ICLR 2025, Fig. 1b",
+        claim="StableMax cross-entropy groks without weight decay, with no Softmax Collapse",
+        probes=("collapse",),
+        check=_check_generalizes,
+        figure=_figure_run,
+    ),
+    "prieto-softmax-collapse": Reproduction(
+        preset="prieto-softmax-collapse",
+        paper="[P] Prieto et al., ICLR 2025, Fig. 1c",
+        claim="softmax cross-entropy in float32 without weight decay memorizes, then Softmax Collapse stops learning",
+        probes=("collapse",),
+        check=_check_collapse,
+        figure=_figure_run,
+    ),
+    "doshi-coexistence": _doshi("coexistence", "0", "memorizes the corrupted labels and generalizes (Coexistence)"),
+    "doshi-partial-inversion": _doshi(
+        "partial_inversion", "5", "part of the corrupted examples get their true label back (Partial Inversion)"
+    ),
+    "doshi-full-inversion": _doshi(
+        "full_inversion", "15", "the corrupted examples are predicted as their true labels (Full Inversion)"
+    ),
+    "doshi-forgetting": _doshi("forgetting", "20", "generalizes, then forgets (Forgetting)"),
+    "kumar-fig1": Reproduction(
+        preset="kumar-fig1",
+        paper="[K] Kumar et al., ICLR 2024, Fig. 1",
+        claim="the test loss falls long after the train loss: grokking as the transition from lazy to rich dynamics",
+        probes=("ntk",),
+        check=_check_fig1,
+        figure=_figure_run,
+    ),
+    "kumar-fig3a": Reproduction(
+        preset="kumar-fig3a",
+        paper="[K] Kumar et al., ICLR 2024, Fig. 3a",
+        claim="the grokking delay grows with the output scale α: rich (small α) at once, lazy (large α) late or never",
+        probes=("ntk",),
+        check=_check_fig3a,
+        figure=_figure_fig3a,
+        sweep={"model.alpha": FIG3A_ALPHAS},
+    ),
+}
+
+
+def reproductions() -> dict[str, str]:
+    """Reproduction names → the paper and claim."""
+    return {name: f"{r.paper}: {r.claim}" for name, r in REPRODUCTIONS.items()}
+
+
+# --------------------------------------------------------------------------- running one
+def _divisor_near(n: int, target: float) -> int:
+    """The divisor of n closest to `target` (the smaller one on a tie)."""
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def schedule(steps: int, log_every: int | None = None) -> dict[str, int]:
+    """`train.steps`/`log_every`/`ntk_every` for a run of `steps` (log_every: the preset's, or ~steps/100)."""
+    if log_every is None or steps % log_every:
+        log_every = _divisor_near(steps, steps / LOG_POINTS)
+    intervals = steps // log_every
+    ntk_every = log_every * _divisor_near(intervals, intervals / NTK_POINTS)
+    return {"train.steps": steps, "train.log_every": log_every, "train.ntk_every": ntk_every}
+
+
+def build_config(name: str, steps: int | None = None, overrides: Mapping[str, Any] | None = None):
+    """The config of a reproduction: the preset, its probes, an optional length and overrides."""
+    from grok.presets import preset
+
+    if name not in REPRODUCTIONS:
+        raise ConfigError("NAME", name, "one of " + ", ".join(REPRODUCTIONS))
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ConfigError("--steps", steps, "a positive integer")
+    rep = REPRODUCTIONS[name]
+    overrides = dict(overrides or {})
+    cfg = preset(rep.preset).override(**{k: v for k, v in overrides.items() if k != "train.probes"})
+    plan: dict[str, Any] = schedule(steps) if steps is not None else schedule(cfg.train.steps, cfg.train.log_every)
+    if "ntk" in rep.probes:
+        if "train.ntk_subset" not in overrides:  # a smaller training set than the probe subset (a shrunk run)
+            plan["train.ntk_subset"] = min(cfg.train.ntk_subset, cfg.n_train)
+    else:
+        del plan["train.ntk_every"]
+    probes = overrides.get("train.probes", sorted(set(rep.probes) | set(cfg.train.probes)))
+    return cfg.override(**plan, **{"train.probes": probes})
+
+
+def reproduce(
+    name: str,
+    out: str | Path | None = None,
+    *,
+    steps: int | None = None,
+    seeds: Sequence[int] = (0,),
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> Result:
+    """Train reproduction `name`, save the run and its figure under `out`; returns a `Result`."""
+    from grok.run import train_members
+    from grok.store import atomic_write_json
+
+    cfg = build_config(name, steps, overrides)
+    rep = REPRODUCTIONS[name]
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError("--seeds", seeds, "one or more non-negative integers")
+    members: list[dict[str, Any]] = [{"seed": s} for s in seeds]
+    for field, values in rep.sweep.items():
+        members = [m | {field: float(v)} for v in values for m in members]
+    out = Path(out) if out is not None else Path("runs") / "reproduce" / name
+    run = train_members(cfg, members, progress=progress, description=name)
+    run.save(out)
+    shown, message = rep.check(run)
+    size = f"preset {rep.preset}, {cfg.train.steps} steps, {len(members)} member(s)"
+    if overrides:
+        size += ", with " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    verdict = ("shown" if shown else "NOT shown") + f" by this run ({size}): {message}"
+    title = f"{rep.paper}: {rep.claim}\n{verdict}"
+    figure = rep.figure(run, out / "figure.png", title)
+    atomic_write_json(
+        out / "reproduce.json",
+        {"name": name, "paper": rep.paper, "claim": rep.claim, "shown": shown, "message": message, "size": size},
+    )
+    return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
+
+
+# --------------------------------------------------------------------------- the command
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Handler of `grok reproduce`: 0 if the run shows the claim, 1 if not; ConfigError for bad input."""
+    overrides: dict[str, Any] = {}
+    if args.set:
+        from grok.cli import parse_sets
+
+        overrides = parse_sets(args.set)
+    cfg = build_config(args.name, args.steps, overrides)  # validate everything before any compilation
+    rep = REPRODUCTIONS[args.name]
+    print(f"{rep.paper}: {rep.claim}")
+    print(f"preset {rep.preset}: {cfg.train.steps} steps" + (f", {rep.sweep}" if rep.sweep else ""))
+    result = reproduce(
+        args.name, args.out, steps=args.steps, seeds=args.seeds, overrides=overrides, progress=not args.quiet
+    )
+    print(result.run.summary())
+    print(("shown: " if result.shown else "NOT shown: ") + result.message)
+    print(f"run saved to {result.out}; figure: {result.figure}")
+    return 0 if result.shown else 1
+
+
+def add_commands(subparsers) -> None:
+    """Add `reproduce` to the `grok` subcommands."""
+    listing = "\n".join(f"  {name:<24} {text}" for name, text in reproductions().items())
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run a paper-size preset and write its figure with the paper's claim in the title",
+        description=(
+            "Train a paper's setting at its size, save the run, write figure.png (the paper's claim in the title, "
+            "and whether this run shows it) and reproduce.json. Exit status 0 when the run shows the claim, 1 "
+            "when it does not (expected with a much shortened --steps). The paper sizes are meant for a GPU.\n\n"
+            "NAME is one of:\n" + listing
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", metavar="NAME", help="the reproduction (see the list above)")
+    p.add_argument("--out", metavar="DIR", help="run directory to write (default: runs/reproduce/NAME)")
+    p.add_argument("--steps", type=int, metavar="N", help="train N steps instead of the paper's (a quick check)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds, trained together (default 0)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted config field")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_reproduce)
+
+
+__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "add_commands", "build_config", "reproduce", "reproductions"]

@@ -1,0 +1,127 @@
+"""`grok reproduce NAME` (grok/reproduce.py): the catalogue, the schedule of a shortened run, the
+command's output files and exit status, and its errors. Runs here are shortened (`--steps`) and,
+for the [D] and [K] settings, shrunk with `--set`; the paper sizes are for a GPU."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+import grok
+from grok.errors import ConfigError
+from grok.reproduce import REPRODUCTIONS, add_commands, build_config, reproduce, schedule
+
+PAPER_PRESETS = {
+    "prieto-perpgrad",
+    "prieto-stablemax",
+    "prieto-softmax-collapse",
+    "doshi-coexistence",
+    "doshi-partial-inversion",
+    "doshi-full-inversion",
+    "doshi-forgetting",
+    "kumar-fig1",
+    "kumar-fig3a",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="grok")
+    add_commands(p.add_subparsers(dest="command"))
+    return p
+
+
+def cli(argv: list[str]) -> int:
+    args = parser().parse_args(["reproduce", *argv])
+    return args.func(args)
+
+
+def assert_png(path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_catalogue_covers_the_paper_presets_at_their_size():
+    assert set(REPRODUCTIONS) == PAPER_PRESETS
+    for name, rep in REPRODUCTIONS.items():
+        cfg = build_config(name)
+        paper = grok.preset(rep.preset)
+        assert rep.preset in grok.presets() and not rep.preset.endswith("-small")
+        # the paper's size and recipe: only the probes (and the NTK interval) are added
+        assert cfg.train.steps == paper.train.steps and cfg.train.log_every == paper.train.log_every
+        assert cfg.override(**{"train.probes": [], "train.ntk_every": None}) == paper
+        assert set(cfg.train.probes) == set(rep.probes)
+        assert rep.paper.startswith(("[P]", "[D]", "[K]")) and rep.claim
+    assert build_config("kumar-fig1").train.ntk_every == 2000  # 50 NTK evaluations over 100k steps
+
+
+@pytest.mark.parametrize("steps", [1, 7, 60, 300, 1000, 80_000])
+def test_schedule_divides_the_run(steps):
+    plan = schedule(steps)
+    log, ntk = plan["train.log_every"], plan["train.ntk_every"]
+    assert plan["train.steps"] == steps and steps % log == 0 and ntk % log == 0 and steps % ntk == 0
+    assert steps // log <= 2 * 100 or log == 1
+    assert schedule(300, 10)["train.log_every"] == 10  # the preset's interval is kept when it divides
+
+
+def test_bad_input_is_a_config_error(capsys):
+    with pytest.raises(ConfigError, match="NAME"):
+        cli(["no-such-paper"])
+    with pytest.raises(ConfigError, match="--steps"):
+        cli(["prieto-perpgrad", "--steps", "0"])
+    with pytest.raises(ConfigError, match="optim.lr"):
+        cli(["prieto-perpgrad", "--set", "optim.lr=-1"])
+    with pytest.raises(ConfigError, match="--seeds"):
+        reproduce("prieto-perpgrad", steps=10, seeds=[])
+    # the help lists every reproduction with its claim
+    with pytest.raises(SystemExit):
+        parser().parse_args(["reproduce", "--help"])
+    helptext = capsys.readouterr().out
+    assert all(name in helptext and rep.claim[:40] in helptext for name, rep in REPRODUCTIONS.items())
+
+
+@pytest.mark.slow
+def test_perpgrad_at_paper_size_writes_run_figure_and_verdict(tmp_path, capsys):
+    # [P] Fig. 1a is cheap enough for a CPU at the paper's size (p = 113, 300 steps)
+    out = tmp_path / "perp"
+    code = cli(["prieto-perpgrad", "--out", str(out), "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0, text  # ⊥AdamW generalizes: the claim is shown
+    assert REPRODUCTIONS["prieto-perpgrad"].claim in text and "shown: final test accuracy" in text
+    run = grok.load_run(out)
+    assert run.config.task.p == 113 and run.config.train.steps == 300
+    assert run.final("test_acc")[0] >= 0.9 and np.max(run.history["sc_fraction"]) == 0
+    assert_png(out / "figure.png")
+    meta = json.loads((out / "reproduce.json").read_text())
+    assert meta["shown"] is True and meta["claim"] == REPRODUCTIONS["prieto-perpgrad"].claim
+
+
+@pytest.mark.slow
+def test_a_shortened_run_reports_that_the_claim_is_not_shown(tmp_path, capsys):
+    out = tmp_path / "short"
+    assert cli(["prieto-perpgrad", "--out", str(out), "--steps", "20", "--quiet"]) == 1
+    assert "NOT shown" in capsys.readouterr().out
+    assert grok.load_run(out).config.train.steps == 20
+    assert_png(out / "figure.png")
+
+
+@pytest.mark.slow
+def test_doshi_and_kumar_figures_on_shrunk_runs(tmp_path):
+    doshi = reproduce(
+        "doshi-full-inversion",
+        tmp_path / "d",
+        steps=20,
+        overrides={"task.p": 11, "model.widths": [16]},
+        progress=False,
+    )
+    assert doshi.title.startswith("[D]") and "Full Inversion" in doshi.title and "full_inversion" in doshi.message
+    assert "ipr_hist" in doshi.run.history
+    assert_png(doshi.figure)
+
+    small = {"task.dim": 8, "task.n_train": 40, "task.n_test": 100, "model.widths": [16], "optim.lr": 8.0}
+    kumar = reproduce("kumar-fig3a", tmp_path / "k", steps=200, overrides=small, progress=False)
+    alphas = sorted(kumar.run.member_config(i).model.alpha for i in range(kumar.run.n_members))
+    assert np.allclose(alphas, sorted(REPRODUCTIONS["kumar-fig3a"].sweep["model.alpha"]))
+    assert kumar.run.config.train.ntk_every is not None and "ntk_alignment" in kumar.run.history
+    assert "grokking delay α=0.03125" in kumar.message
+    assert_png(kumar.figure)
