@@ -112,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from grok.plot_cli import add_commands as add_plot_commands
     from grok.prune_cli import add_commands as add_prune_commands
+    from grok.reproduce import add_commands as add_reproduce_commands
     from grok.sweep_cli import add_commands as add_sweep_commands
 
     add_sweep_commands(sub)
     add_prune_commands(sub)
     add_plot_commands(sub)
+    add_reproduce_commands(sub)
     return parser
 
 

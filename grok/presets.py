@@ -77,7 +77,7 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
         lambda: _prieto(LossConfig("softmax_ce", "float32"), _PERP, 400, 10, p=53),
     ),
     "prieto-stablemax-small": (
-        "[P] Fig 1b at p=53: StableMax CE (float64) generalizes without weight decay",
+        "[P] Fig 1b recipe at p=53: StableMax CE (float64) fits without collapse (generalizing takes the paper size)",
         lambda: _prieto(LossConfig("stablemax_ce", "float64"), _STABLE, 2000, 20, p=53),
     ),
     "prieto-softmax-collapse-small": (

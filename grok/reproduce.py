@@ -227,7 +227,7 @@ def _figure_fig3a(run, path: Path, title: str) -> Path:
 def _doshi(phase: str, wd: str, claim: str) -> Reproduction:
     return Reproduction(
         preset=f"doshi-{phase.replace('_', '-')}",
-        paper="[D] Doshi et al., ICLR 2024, Fig. 2",
+        paper="[D] Doshi et al., ICLR 2024, §2",
         claim=f"add mod 97, 35% corrupted labels, weight decay {wd}: {claim}",
         probes=("neurons",),
         check=_check_phase(phase),

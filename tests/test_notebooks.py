@@ -44,7 +44,7 @@ def kernel_env() -> dict[str, str]:
     else:
         env.pop("XLA_FLAGS", None)
     env.pop("MPLBACKEND", None)  # the kernel's inline backend turns figures into display outputs
-    env["JAX_PLATFORMS"] = "cpu"
+    env.setdefault("JAX_PLATFORMS", "cpu")  # as conftest.py: CPU unless the caller chose a platform
     return env
 
 
