@@ -48,9 +48,7 @@ def test_sc_fraction_float64_does_not_collapse_at_30():
 
 
 def test_sc_fraction_float64_without_x64_is_refused():
-    if jax.config.jax_enable_x64:
-        pytest.skip("x64 globally enabled")
-    with pytest.raises(ValueError, match="jax_enable_x64"):
+    with jax.enable_x64(False), pytest.raises(ValueError, match="jax_enable_x64"):
         probes.sc_fraction(_peaked_logits([30.0]), "float64")
 
 
