@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 import tasks
 from grok import losses
-from grok.config import DYNAMIC_FIELDS, Config, split_dynamic
+from grok.config import DYNAMIC_FIELDS, Config, field_names, split_dynamic
 from grok.models import build_model
 from grok.optim import optimizer_from_config
 from grok.probe_hooks import ProbeContext, interval_probes, ntk_is_slow, probe_context, slow_probes
@@ -68,11 +68,8 @@ def _graphdef(cfg: Config) -> nnx.GraphDef:
     """The static model structure of a group (identical for every member)."""
     spec = tasks.spec(cfg.task)
 
-    def make():
-        model = _build(cfg, spec, jax.random.key(0), {name: Config().get(name) for name in DYNAMIC_FIELDS})
-        return model
-
-    abstract = nnx.eval_shape(make)
+    defaults = {name: Config().get(name) for name in DYNAMIC_FIELDS}
+    abstract = nnx.eval_shape(lambda: _build(cfg, spec, jax.random.key(0), defaults))
     graphdef, _, _ = nnx.split(abstract, nnx.Param, ...)
     return graphdef
 
@@ -285,7 +282,7 @@ def stack_dynamic(configs: Sequence[Config]) -> tuple[Config, dict[str, np.ndarr
     for i, cfg in enumerate(configs[1:], start=1):
         other, dyn = split_dynamic(cfg)
         if other != static:
-            diff = [name for name in _diff_fields(static, other)]
+            diff = [name for name in field_names() if static.get(name) != other.get(name)]
             raise ValueError(f"member {i} differs from member 0 in static fields {diff}; train them as separate groups")
         for name, v in dyn.items():
             values[name].append(v)
@@ -294,12 +291,6 @@ def stack_dynamic(configs: Sequence[Config]) -> tuple[Config, dict[str, np.ndarr
         name: np.asarray(v, np.int32 if name in ("seed", "task.data_seed") else dtype) for name, v in values.items()
     }
     return static, stacked
-
-
-def _diff_fields(a: Config, b: Config) -> list[str]:
-    from grok.config import field_names
-
-    return [n for n in field_names() if a.get(n) != b.get(n)]
 
 
 def member_sharding(n_members: int) -> tuple[NamedSharding | None, int]:

@@ -136,3 +136,10 @@ def test_minibatch_and_dropout_run():
     run = grok.train(cfg, seeds=(0, 1), progress=False)
     assert np.isfinite(run.history["train_loss"]).all()
     assert run.history["train_loss"][0, -1] < run.history["train_loss"][0, 0]
+
+
+def test_members_differing_in_a_static_field_are_refused_before_compiling():
+    before = grok.trace_count()
+    with pytest.raises(ValueError, match=r"member 1 differs from member 0 in static fields \['task.p'\]"):
+        grok.train_members(tiny(), [{"seed": 0}, {"task.p": 29}], progress=False)
+    assert grok.trace_count() == before
