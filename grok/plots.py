@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -58,18 +58,6 @@ def plot_accuracy(ax, run, *, label: str = "", color=None, logx: bool = True):
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     return ax
-
-
-def plot_accuracy_comparison(runs: Mapping[str, object], path: str | Path, title: str = "") -> Path:
-    """Train/test accuracy vs step (log x) for several runs in one panel."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, run) in enumerate(runs.items()):
-        plot_accuracy(ax, run, label=name, color=colors[i % len(colors)])
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
 
 
 def panel_grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.2)) -> tuple[object, Sequence]:
