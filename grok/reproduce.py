@@ -235,30 +235,31 @@ def _doshi(phase: str, wd: str, claim: str) -> Reproduction:
     )
 
 
+def _prieto(figure: str, claim: str, check) -> Reproduction:
+    names = {"1a": "prieto-perpgrad", "1b": "prieto-stablemax", "1c": "prieto-softmax-collapse"}
+    return Reproduction(
+        preset=names[figure],
+        paper=f"[P] Prieto et al., ICLR 2025, Fig. {figure}",
+        claim=claim,
+        probes=("collapse",),
+        check=check,
+        figure=_figure_run,
+    )
+
+
 REPRODUCTIONS: dict[str, Reproduction] = {
-    "prieto-perpgrad": Reproduction(
-        preset="prieto-perpgrad",
-        paper="[P] Prieto et al., ICLR 2025, Fig. 1a",
-        claim="⊥AdamW generalizes modular addition without weight decay, within a few hundred steps",
-        probes=("collapse",),
-        check=_check_generalizes,
-        figure=_figure_run,
+    "prieto-perpgrad": _prieto(
+        "1a",
+        "⊥AdamW generalizes modular addition without weight decay, within a few hundred steps",
+        _check_generalizes,
     ),
-    "prieto-stablemax": Reproduction(
-        preset="prieto-stablemax",
-        paper="[P] Prieto et al., ICLR 2025, Fig. 1b",
-        claim="StableMax cross-entropy groks without weight decay, with no Softmax Collapse",
-        probes=("collapse",),
-        check=_check_generalizes,
-        figure=_figure_run,
+    "prieto-stablemax": _prieto(
+        "1b", "StableMax cross-entropy groks without weight decay, with no Softmax Collapse", _check_generalizes
     ),
-    "prieto-softmax-collapse": Reproduction(
-        preset="prieto-softmax-collapse",
-        paper="[P] Prieto et al., ICLR 2025, Fig. 1c",
-        claim="softmax cross-entropy in float32 without weight decay memorizes, then Softmax Collapse stops learning",
-        probes=("collapse",),
-        check=_check_collapse,
-        figure=_figure_run,
+    "prieto-softmax-collapse": _prieto(
+        "1c",
+        "softmax cross-entropy in float32 without weight decay memorizes, then Softmax Collapse stops learning",
+        _check_collapse,
     ),
     "doshi-coexistence": _doshi("coexistence", "0", "memorizes the corrupted labels and generalizes (Coexistence)"),
     "doshi-partial-inversion": _doshi(
