@@ -8,9 +8,11 @@ trained by two compiled programs, both `jit(vmap(·))` over members:
 - `chunk`: `lax.scan` over log intervals around `lax.scan` over steps, with the
   metrics and probes evaluated on device at the end of every interval.
 
-The host loops over chunks only to drive a progress bar. A member whose loss or
-parameters become non-finite is flagged `diverged` and its state stops
-changing; the other members are unaffected.
+Members are sharded over all devices (`shard_map`, one share per device). On a CPU a
+device walks its share in blocks that fit the cache (`lax.map` over vmapped blocks,
+`member_block`); accelerators take the whole share at once. The host loops over chunks
+only to drive a progress bar. A member whose loss or parameters become non-finite is
+flagged `diverged` and its state stops changing; the other members are unaffected.
 """
 
 from __future__ import annotations
@@ -261,15 +263,70 @@ def chunk_intervals(cfg: Config) -> int:
     return min(divisors, key=lambda d: (abs(d - target), d))
 
 
+def member_block(static_cfg: Config, n_local: int) -> int | None:
+    """Members per vmapped block inside a device's program; None = all of them at once.
+
+    On CPU a step over all members at once streams every activation through memory; a block
+    of members whose working set fits the core's cache runs the same arithmetic much faster,
+    and `lax.map` walks the blocks. `$GROK_MEMBER_BLOCK` overrides (0 = no blocks). Accelerators
+    take all members at once.
+    """
+    forced = os.environ.get("GROK_MEMBER_BLOCK")
+    if forced is not None:
+        if not forced.strip().isdigit():
+            raise ValueError(f"GROK_MEMBER_BLOCK={forced!r}: expected a whole number of members (0 = no blocks)")
+        block = int(forced)
+    elif jax.default_backend() != "cpu":
+        return None
+    else:
+        block = max(1, _CPU_BLOCK_BYTES // max(1, member_working_set(static_cfg)))
+    return None if block <= 0 or block >= n_local else block
+
+
+# Measured on a 2-core EPYC (512 KiB L2 per core, `benchmarks/bench_sweep.py`): the best blocks
+# were 4–8 members of 350 kB (estimated), 1 of 1.1 MB and 8–16 of 150 kB.
+_CPU_BLOCK_BYTES = 2 << 20
+
+
+def member_working_set(cfg: Config) -> int:
+    """Rough bytes one member touches per step: parameters ×4 (weights, gradients, two moments) + activations."""
+    spec = tasks.spec(cfg.task)
+    defaults = {name: Config().get(name) for name in DYNAMIC_FIELDS}
+    abstract = nnx.eval_shape(lambda: _build(cfg, spec, jax.random.key(0), defaults))
+    n_params = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+    m = cfg.model
+    if m.kind == "transformer":
+        per_row = 3 * (4 * m.d_model + m.d_mlp)  # three tokens: q, k, v, residual and the MLP
+    else:
+        per_row = sum(m.widths)
+    per_row += max(spec.n_classes, 1)
+    n_rows = cfg.optim.batch_size or spec.n_train
+    itemsize = jnp.dtype(cfg.train.param_dtype).itemsize
+    return itemsize * (4 * n_params + 3 * n_rows * per_row)
+
+
 @functools.lru_cache(maxsize=64)
-def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None):
-    """The compiled init and chunk programs of one static group (cached by the static config)."""
+def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None, block: int | None):
+    """The compiled init and chunk programs of one static group (cached by the static config).
+
+    `chunk` trains each device's members `block` at a time (`lax.map` over vmapped blocks)
+    or all at once (`block` None); with a sharding, every device runs that on its own members.
+    """
     spec = tasks.spec(static_cfg.task)
     fwd = Forward(_graphdef(static_cfg))
     init = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
-    chunk = jax.vmap(functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk))
+    one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk)
+    if block is None:
+        local = jax.vmap(one)
+    else:
+
+        def local(state, dyn):
+            return jax.lax.map(lambda sd: one(*sd), (state, dyn), batch_size=block)
+
     if sharding is None:
-        return jax.jit(init), jax.jit(chunk, donate_argnums=(0,))
+        return jax.jit(init), jax.jit(local, donate_argnums=(0,))
+    spec_all = P("members")
+    chunk = jax.shard_map(local, mesh=sharding.mesh, in_specs=spec_all, out_specs=spec_all, check_vma=False)
     return jax.jit(init, out_shardings=sharding), jax.jit(chunk, donate_argnums=(0,), out_shardings=sharding)
 
 
@@ -334,7 +391,8 @@ def run_group(
     n_members = len(configs)
     sharding, padded = member_sharding(n_members) if shard else (None, n_members)
     n_chunk = chunk_intervals(static)
-    init, chunk = _programs(static, n_chunk, sharding)
+    n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
+    init, chunk = _programs(static, n_chunk, sharding, member_block(static, n_local))
     dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)

@@ -143,3 +143,37 @@ def test_members_differing_in_a_static_field_are_refused_before_compiling():
     with pytest.raises(ValueError, match=r"member 1 differs from member 0 in static fields \['task.p'\]"):
         grok.train_members(tiny(), [{"seed": 0}, {"task.p": 29}], progress=False)
     assert grok.trace_count() == before
+
+
+def test_member_blocks_and_shards_give_the_same_numbers(monkeypatch):
+    # float64 so that any difference in what is computed shows; 5 members leave a remainder
+    # block (2 + 2 + 1), and sharded over the 4 test devices they are padded to 8 (2 per device)
+    cfg64 = tiny(**{"train.param_dtype": "float64", "loss.dtype": "float64"})
+    seeds = (0, 1, 2, 3, 4)
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "0")
+    whole = grok.train(cfg64, seeds=seeds, progress=False, shard=False)
+    for block, shard in (("2", False), ("1", True)):
+        monkeypatch.setenv("GROK_MEMBER_BLOCK", block)
+        run = grok.train(cfg64, seeds=seeds, progress=False, shard=shard)
+        for name, value in whole.history.items():
+            np.testing.assert_allclose(run.history[name], value, rtol=1e-9, atol=1e-12, err_msg=f"{block} {name}")
+        for key, value in whole.state.items():
+            np.testing.assert_allclose(run.state[key], value, rtol=1e-9, atol=1e-12, err_msg=f"{block} {key}")
+
+
+def test_member_block_choice(monkeypatch):
+    cfg = tiny()
+    monkeypatch.delenv("GROK_MEMBER_BLOCK", raising=False)
+    auto = engine.member_block(cfg, 10_000)
+    assert auto is not None and auto >= 1  # CPU: blocks of members that fit the cache
+    assert engine.member_block(cfg, 1) is None  # a block as large as the device's share is no block
+    bigger = cfg.override(**{"task.p": 97, "model.widths": [256, 256]})
+    assert engine.member_working_set(bigger) > engine.member_working_set(cfg)
+    assert engine.member_block(bigger, 10_000) <= auto
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "0")
+    assert engine.member_block(cfg, 64) is None
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "8")
+    assert engine.member_block(cfg, 64) == 8
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "eight")
+    with pytest.raises(ValueError, match="GROK_MEMBER_BLOCK='eight'"):
+        engine.member_block(cfg, 64)
