@@ -12,14 +12,15 @@ from grok.config import Config, LossConfig, ModelConfig, OptimConfig, TaskConfig
 from grok.errors import ConfigError
 
 
-def _prieto(loss: LossConfig, optim: OptimConfig, steps: int, log_every: int, p: int = 113, desc: str = "") -> Config:
+def _prieto(
+    loss: LossConfig, optim: OptimConfig, steps: int, log_every: int, p: int = 113, train_fraction: float = 0.4
+) -> Config:
     return Config(
-        task=TaskConfig(kind="modular", op="add", p=p, train_fraction=0.4),
+        task=TaskConfig(kind="modular", op="add", p=p, train_fraction=train_fraction),
         model=ModelConfig(kind="mlp", widths=(200, 200), activation="relu", use_bias=False, init="torch"),
         loss=loss,
         optim=optim,
         train=TrainConfig(steps=steps, log_every=log_every),
-        description=desc,
     )
 
 
@@ -72,17 +73,22 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
         "[P] Fig 1c: softmax CE in float32 without weight decay memorizes, then Softmax Collapse stalls it",
         lambda: _prieto(LossConfig("softmax_ce", "float32"), _COLLAPSE, 80_000, 400),
     ),
+    # CPU size of Fig 1: add mod 31 with 90% of the pairs for training (the paper: mod 113, 40%).
+    # Measured (seeds 0–2, jax 0.10.2 CPU): StableMax reaches 90% test accuracy at steps 8 000–10 500
+    # (0.92–0.96 at step 12 000); softmax CE memorizes by step 100 and stays below 0.1 test accuracy
+    # with SC ≈ 1 through step 6 000 (later, train accuracy slips and test creeps to ~0.2 by 12 000);
+    # ⊥AdamW is at 100% by step 40.
     "prieto-perpgrad-small": (
-        "[P] Fig 1a at p=53: ⊥AdamW generalizes fast without weight decay",
-        lambda: _prieto(LossConfig("softmax_ce", "float32"), _PERP, 400, 10, p=53),
+        "[P] Fig 1a at CPU size (add mod 31, 90% train): ⊥AdamW generalizes within ~40 steps",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _PERP, 300, 10, p=31, train_fraction=0.9),
     ),
     "prieto-stablemax-small": (
-        "[P] Fig 1b recipe at p=53: StableMax CE (float64) fits without collapse (generalizing takes the paper size)",
-        lambda: _prieto(LossConfig("stablemax_ce", "float64"), _STABLE, 2000, 20, p=53),
+        "[P] Fig 1b at CPU size (add mod 31, 90% train): StableMax CE (float64) groks by ~10k steps, SC stays 0",
+        lambda: _prieto(LossConfig("stablemax_ce", "float64"), _STABLE, 14_000, 100, p=31, train_fraction=0.9),
     ),
     "prieto-softmax-collapse-small": (
-        "[P] Fig 1c at p=53: softmax CE float32 memorizes, test accuracy stays low, SC rises",
-        lambda: _prieto(LossConfig("softmax_ce", "float32"), _COLLAPSE, 2000, 20, p=53),
+        "[P] Fig 1c at CPU size (add mod 31, 90% train): softmax CE float32 memorizes, SC rises, test stays low",
+        lambda: _prieto(LossConfig("softmax_ce", "float32"), _COLLAPSE, 6_000, 100, p=31, train_fraction=0.9),
     ),
     "doshi-coexistence": (
         "[D] Fig 2: ξ=0.35, wd 0 — generalizes and memorizes corrupted labels at once",

@@ -4,8 +4,9 @@ Each notebook is executed by nbclient in a fresh `python3` kernel with a tempora
 working directory. The kernelspec's command is `python -m ipykernel_launcher`, which jupyter_client
 runs with `sys.executable`: the kernel is the interpreter running the tests, with the venv's jax and
 grok (checked below). A cell error fails the test; the notebooks end with `assert` cells that check
-their paper's effect. The kernel gets one CPU device, as on a user's laptop: the 4 host devices of
-conftest.py are removed from XLA_FLAGS. The notebooks must be committed without outputs.
+their paper's effect. The kernel gets JAX's set-up on a user's machine: the 4 host devices of
+conftest.py are removed from XLA_FLAGS, so `import grok` gives it one CPU device per core. The
+notebooks must be committed without outputs.
 
 One test per notebook, so `pytest -n 2` spreads them. `SAVE_FIGURES` is injected after the tagged
 parameters cell, the way papermill does, and the key figure each notebook writes is checked.
@@ -36,7 +37,7 @@ FIGURES = {
 
 
 def kernel_env() -> dict[str, str]:
-    """The test process's environment with one CPU device and the inline matplotlib backend."""
+    """The test process's environment without the forced host devices, and the inline matplotlib backend."""
     env = dict(os.environ)
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", "")).strip()
     if flags:

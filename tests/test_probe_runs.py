@@ -85,6 +85,7 @@ def assert_png(path) -> None:
 # --------------------------------------------------------------------------- [P] Softmax Collapse
 P_SMALL = {
     "task.p": 23,
+    "task.train_fraction": 0.4,
     "model.widths": [64, 64],
     "train.steps": 2400,
     "train.log_every": 40,
