@@ -314,7 +314,7 @@ def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None, 
     """
     spec = tasks.spec(static_cfg.task)
     fwd = Forward(_graphdef(static_cfg))
-    init = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
+    init_local = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
     one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk)
     if block is None:
         local = jax.vmap(one)
@@ -324,9 +324,11 @@ def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None, 
             return jax.lax.map(lambda sd: one(*sd), (state, dyn), batch_size=block)
 
     if sharding is None:
-        return jax.jit(init), jax.jit(local, donate_argnums=(0,))
-    spec_all = P("members")
-    chunk = jax.shard_map(local, mesh=sharding.mesh, in_specs=spec_all, out_specs=spec_all, check_vma=False)
+        return jax.jit(init_local), jax.jit(local, donate_argnums=(0,))
+    # every device works on its own members only: no program spans devices (no collectives)
+    split = functools.partial(jax.shard_map, mesh=sharding.mesh, in_specs=P("members"), out_specs=P("members"))
+    init = split(init_local, check_vma=False)
+    chunk = split(local, check_vma=False)
     return jax.jit(init, out_shardings=sharding), jax.jit(chunk, donate_argnums=(0,), out_shardings=sharding)
 
 
@@ -397,26 +399,38 @@ def run_group(
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)
     state, first = init(dyn)
-    pieces = [jax.tree.map(lambda a: a[:, None], first)]
+    outputs = []
     n_chunks = (static.train.steps // static.train.log_every) // n_chunk
     for _ in range(n_chunks):
         state, metrics, slow = chunk(state, dyn)
-        metrics = _place_slow(metrics, slow, n_chunk)
-        pieces.append(metrics)
+        outputs.append((metrics, slow))
         if progress is not None:
             jax.block_until_ready(state.step)
             progress(n_chunk * static.train.log_every)
-    history = {name: np.concatenate([np.asarray(p[name])[:n_members] for p in pieces], axis=1) for name in pieces[0]}
+    # Everything after training happens on the host: dropping the padding members on device would
+    # be a cross-device program, and XLA:CPU's in-process collectives can deadlock with few cores.
+    parts = [{name: _host_rows(v, n_members)[:, None] for name, v in first.items()}]
+    for metrics, slow in outputs:
+        host = {name: _host_rows(v, n_members) for name, v in metrics.items()}
+        parts.append(_place_slow(host, {name: _host_rows(v, n_members) for name, v in slow.items()}, n_chunk))
+    history = {name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]}
     history["step"] = np.arange(static.n_intervals, dtype=np.int64) * static.train.log_every
-    if padded != n_members:
-        state = jax.tree.map(lambda a: a[:n_members], state)
+    state = jax.tree.map(lambda a: _host_rows(a, n_members), state)
     return static, dyn_np, history, state
+
+
+def _host_rows(a: Array, n: int):
+    """The first `n` member rows of a (possibly sharded) array, copied to the host; PRNG keys stay keys."""
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(np.asarray(jax.random.key_data(a))[:n], impl=jax.random.key_impl(a))
+    return np.asarray(a)[:n]
 
 
 def _place_slow(metrics: dict, slow: dict, n_chunk: int) -> dict:
     """Slow probes are measured once per chunk: NaN at the other intervals, the value at the last."""
     out = dict(metrics)
     for name, value in slow.items():
-        filler = jnp.full((value.shape[0], n_chunk) + value.shape[1:], jnp.nan, value.dtype)
-        out[name] = filler.at[:, -1].set(value)
+        filler = np.full((value.shape[0], n_chunk) + value.shape[1:], np.nan, value.dtype)
+        filler[:, -1] = value
+        out[name] = filler
     return out
