@@ -271,6 +271,8 @@ def member_block(static_cfg: Config, n_local: int) -> int | None:
     and `lax.map` walks the blocks. `$GROK_MEMBER_BLOCK` overrides (0 = no blocks). Accelerators
     take all members at once.
     """
+    if n_local <= 1:
+        return None
     forced = os.environ.get("GROK_MEMBER_BLOCK")
     if forced is not None:
         if not forced.strip().isdigit():
@@ -288,12 +290,19 @@ def member_block(static_cfg: Config, n_local: int) -> int | None:
 _CPU_BLOCK_BYTES = 2 << 20
 
 
-def member_working_set(cfg: Config) -> int:
-    """Rough bytes one member touches per step: parameters ×4 (weights, gradients, two moments) + activations."""
+@functools.lru_cache(maxsize=64)
+def param_bytes(cfg: Config) -> int:
+    """Bytes of one member's trainable parameters (from the abstract model; nothing is allocated)."""
     spec = tasks.spec(cfg.task)
     defaults = {name: Config().get(name) for name in DYNAMIC_FIELDS}
     abstract = nnx.eval_shape(lambda: _build(cfg, spec, jax.random.key(0), defaults))
-    n_params = sum(math.prod(v.shape) for v in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+    leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
+    return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
+
+
+def member_working_set(cfg: Config) -> int:
+    """Rough bytes one member touches per step: parameters ×4 (weights, gradients, two moments) + activations."""
+    spec = tasks.spec(cfg.task)
     m = cfg.model
     if m.kind == "transformer":
         per_row = 3 * (4 * m.d_model + m.d_mlp)  # three tokens: q, k, v, residual and the MLP
@@ -302,7 +311,7 @@ def member_working_set(cfg: Config) -> int:
     per_row += max(spec.n_classes, 1)
     n_rows = cfg.optim.batch_size or spec.n_train
     itemsize = jnp.dtype(cfg.train.param_dtype).itemsize
-    return itemsize * (4 * n_params + 3 * n_rows * per_row)
+    return 4 * param_bytes(cfg) + 3 * itemsize * n_rows * per_row
 
 
 @functools.lru_cache(maxsize=64)
@@ -366,6 +375,16 @@ def member_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
     return NamedSharding(Mesh(np.asarray(devices), ("members",)), P("members")), padded
 
 
+def shardable(static_cfg: Config) -> bool:
+    """Whether a group may be sharded over several devices.
+
+    Not the NTK probe on CPU: its kernel regression calls LAPACK (`jnp.linalg.solve`), whose
+    batched CPU kernel waits for work it queued on XLA's intra-op thread pool; two devices doing
+    that at once on a two-thread pool deadlock (seen with jaxlib 0.10.2 on 2 cores).
+    """
+    return not ("ntk" in static_cfg.train.probes and jax.default_backend() == "cpu")
+
+
 def enable_compilation_cache() -> None:
     """Use JAX's persistent compilation cache ($GROK_CACHE_DIR, default ~/.cache/grok-lab/jax)."""
     if jax.config.jax_compilation_cache_dir:
@@ -391,7 +410,7 @@ def run_group(
     ensure_precision(static)
     enable_compilation_cache()
     n_members = len(configs)
-    sharding, padded = member_sharding(n_members) if shard else (None, n_members)
+    sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
     n_chunk = chunk_intervals(static)
     n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
     init, chunk = _programs(static, n_chunk, sharding, member_block(static, n_local))

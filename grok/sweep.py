@@ -439,23 +439,6 @@ def _inert_reason(cfg: Config, name: str) -> str | None:
 
 
 # --------------------------------------------------------------------------- memory
-def _param_bytes(cfg: Config) -> int:
-    import jax
-    from flax import nnx
-
-    import tasks
-
-    spec = tasks.spec(cfg.task)
-    dyn = {name: Config().get(name) for name in DYNAMIC_FIELDS} | {"model.alpha": 1.0}
-
-    def make():
-        return engine._build(cfg, spec, jax.random.key(0), dyn)
-
-    abstract = nnx.eval_shape(make)
-    leaves = jax.tree_util.tree_leaves(nnx.state(abstract, nnx.Param))
-    return sum(int(np.prod(leaf.shape)) * np.dtype(leaf.dtype).itemsize for leaf in leaves)
-
-
 def estimate_member_bytes(cfg: Config) -> int:
     """A rough upper estimate of one member's device memory while training (bytes).
 
@@ -468,7 +451,7 @@ def estimate_member_bytes(cfg: Config) -> int:
     spec = tasks.spec(cfg.task)
     item = np.dtype(cfg.train.param_dtype).itemsize
     loss_item = max(item, np.dtype(cfg.loss.dtype).itemsize)
-    params = _param_bytes(cfg)
+    params = engine.param_bytes(cfg)
     slots = {"adamw": 2, "adam": 2, "sgd": 1}[cfg.optim.kind]
     total = params * (1 + slots + 4 + (1 if cfg.train.probes else 0))
     if spec.kind == "modular":

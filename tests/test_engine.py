@@ -177,3 +177,9 @@ def test_member_block_choice(monkeypatch):
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "eight")
     with pytest.raises(ValueError, match="GROK_MEMBER_BLOCK='eight'"):
         engine.member_block(cfg, 64)
+
+
+def test_ntk_groups_stay_on_one_cpu_device():
+    # the NTK probe's LAPACK solve can deadlock XLA's CPU thread pool when devices run it at once
+    assert engine.shardable(tiny())
+    assert not engine.shardable(tiny(**{"train.probes": ["ntk"]}))
