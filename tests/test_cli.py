@@ -113,6 +113,6 @@ def test_train_from_a_toml_config(tmp_path):
 def test_quick_demo_writes_figure_and_table(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "StableMax CE (float64), AdamW" in out and "step@95% test" in out
+    assert "StableMax CE (float64), AdamW" in out and "step@90% test" in out
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert grok.load_run(tmp_path / "run2").config.optim.perp_grad

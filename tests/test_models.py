@@ -229,7 +229,7 @@ def test_dropout_in_model_zeroes_units_before_square_with_inverted_scaling():
     """Readout = [I; 0], so output k is (dropout(z_k))² for k < p: the hidden units are visible."""
     rate = 0.5
     model = build(dataclasses.replace(QUAD, dropout=rate), modular_spec(), dropout=rate)
-    model.readout.kernel[...] = jnp.eye(N, P)
+    model.readout.kernel[...] = jnp.eye(N, P, dtype=model.readout.kernel.dtype)
     x = all_pairs()
     clean = np_(apply(model, x, train=False))
     np.testing.assert_array_equal(clean, np_(apply(model, x, train=False)))  # evaluation is deterministic
