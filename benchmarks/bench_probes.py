@@ -40,9 +40,7 @@ TRIALS = 7  # interleaved rounds; each keeps its best
 FEW_TRIALS = 2  # for calls that take longer than a trial
 MIN_TRIAL_S = 0.2  # a trial repeats the call until it has run this long
 
-P_LIKE = grok.preset("prieto-softmax-collapse-small").override(
-    **{"task.p": 53, "task.train_fraction": 0.4, "train.steps": 400, "train.log_every": 20}
-)
+P_LIKE = grok.preset("prieto-softmax-collapse").override(**{"task.p": 53, "train.steps": 400, "train.log_every": 20})
 D_LIKE = grok.preset("doshi-coexistence-small").override(
     **{"task.p": 47, "model.widths": [256], "train.steps": 400, "train.log_every": 20}
 )

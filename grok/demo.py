@@ -1,9 +1,9 @@
 """`grok demo`: softmax CE vs StableMax vs ⊥AdamW on modular addition [P, Fig 1].
 
-The `prieto-*-small` presets: add mod 31 with 90% of the pairs for training, no weight
-decay. Softmax cross-entropy in float32 memorizes the training set and stalls (Softmax
+The `prieto-*-small` presets: add mod 31 with 90% of the pairs for training, MLP 128-128,
+no weight decay. Softmax cross-entropy in float32 memorizes the training set and stalls (Softmax
 Collapse); ⊥AdamW generalizes within a few dozen steps; StableMax (float64) never
-collapses and groks after ~10 000 steps (the paper's size: `grok reproduce prieto-stablemax`).
+collapses and groks after 7 000–10 000 steps (the paper's size: `grok reproduce prieto-stablemax`).
 Writes the runs, one figure (accuracy and SC fraction vs step, log x) and prints a table.
 """
 
