@@ -99,6 +99,17 @@ def _missing(ax, what: str):
     return ax
 
 
+def _finish(ax, run, members, ylabel: str, *, yscale: str | None = None, ylim: tuple[float, float] | None = None):
+    """A panel's y axis (label, log scale or limits) and legend; returns `ax`."""
+    if yscale is not None:
+        ax.set_yscale(yscale)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    _legend(ax, run, members)
+    return ax
+
+
 def _legend(ax, run, members, *others) -> None:
     """One entry per metric (its line style) and, with several member groups, one per member (its colour)."""
     from matplotlib.lines import Line2D
@@ -144,10 +155,7 @@ def plot_loss(ax, run, *, members=None, logx: bool = True):
         _draw(ax, run, "theory_test_loss", members, label="theory test", style=":", logx=logx)
     if "kernel_test_mse" in run.history:
         _draw(ax, run, "kernel_test_mse", members, label="kernel regr. K₀", style="-.", color="gray", logx=logx)
-    ax.set_yscale("log")
-    ax.set_ylabel("loss")
-    _legend(ax, run, members)
-    return ax
+    return _finish(ax, run, members, "loss", yscale="log")
 
 
 def plot_collapse(ax, run, *, members=None, logx: bool = True):
@@ -159,11 +167,8 @@ def plot_collapse(ax, run, *, members=None, logx: bool = True):
     labels = {"sc_fraction": "SC fraction", "zero_terms": "zero terms", "nlm_cosine": "NLM cosine"}
     for name in present:
         _draw(ax, run, name, members, label=labels[name], style=styles[name], logx=logx)
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_ylabel("fraction / cosine")
     ax.set_title("softmax collapse and NLM [P]", fontsize=9)
-    _legend(ax, run, members)
-    return ax
+    return _finish(ax, run, members, "fraction / cosine", ylim=(-0.05, 1.05))
 
 
 def plot_weight_norms(ax, run, *, members=None, logx: bool = True):
@@ -174,10 +179,7 @@ def plot_weight_norms(ax, run, *, members=None, logx: bool = True):
         _draw(ax, run, name, members, label=name.partition("/")[2], style=style, logx=logx)
     if "logit_norm" in run.history:
         _draw(ax, run, "logit_norm", members, label="logit norm", style=":", color="black", logx=logx)
-    ax.set_yscale("log")
-    ax.set_ylabel("norm")
-    _legend(ax, run, members)
-    return ax
+    return _finish(ax, run, members, "norm", yscale="log")
 
 
 def plot_ntk(ax, run, *, members=None, logx: bool = True):
@@ -201,10 +203,7 @@ def plot_ipr(ax, run, *, members=None, logx: bool = True):
     if "ipr_mean" not in run.history:
         return _missing(ax, "neurons probe")
     _draw(ax, run, "ipr_mean", members, label="mean IPR", logx=logx)
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("mean IPR")
-    _legend(ax, run, members)
-    return ax
+    return _finish(ax, run, members, "mean IPR", ylim=(0, 1.02))
 
 
 def plot_ipr_histogram(ax, run, *, steps: Sequence[int] | None = None, member: int = 0):
@@ -262,7 +261,4 @@ def plot_accuracy(ax, run, *, members=None, logx: bool = True):
     """Train (dashed, against the noisy labels) and test (solid) accuracy."""
     _draw(ax, run, "train_acc", members, label="train", style="--", logx=logx)
     _draw(ax, run, "test_acc", members, label="test", logx=logx)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("accuracy")
-    _legend(ax, run, members)
-    return ax
+    return _finish(ax, run, members, "accuracy", ylim=(-0.02, 1.02))

@@ -247,6 +247,18 @@ def _prieto(figure: str, claim: str, check) -> Reproduction:
     )
 
 
+def _kumar(figure: str, claim: str, check, draw, sweep: Mapping[str, Sequence[float]] | None = None) -> Reproduction:
+    return Reproduction(
+        preset=f"kumar-fig{figure}",
+        paper=f"[K] Kumar et al., ICLR 2024, Fig. {figure}",
+        claim=claim,
+        probes=("ntk",),
+        check=check,
+        figure=draw,
+        sweep=dict(sweep or {}),
+    )
+
+
 REPRODUCTIONS: dict[str, Reproduction] = {
     "prieto-perpgrad": _prieto(
         "1a",
@@ -269,21 +281,17 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         "full_inversion", "15", "the corrupted examples are predicted as their true labels (Full Inversion)"
     ),
     "doshi-forgetting": _doshi("forgetting", "20", "generalizes, then forgets (Forgetting)"),
-    "kumar-fig1": Reproduction(
-        preset="kumar-fig1",
-        paper="[K] Kumar et al., ICLR 2024, Fig. 1",
-        claim="the test loss falls long after the train loss: grokking as the transition from lazy to rich dynamics",
-        probes=("ntk",),
-        check=_check_fig1,
-        figure=_figure_run,
+    "kumar-fig1": _kumar(
+        "1",
+        "the test loss falls long after the train loss: grokking as the transition from lazy to rich dynamics",
+        _check_fig1,
+        _figure_run,
     ),
-    "kumar-fig3a": Reproduction(
-        preset="kumar-fig3a",
-        paper="[K] Kumar et al., ICLR 2024, Fig. 3a",
-        claim="the grokking delay grows with the output scale α: rich (small α) at once, lazy (large α) late or never",
-        probes=("ntk",),
-        check=_check_fig3a,
-        figure=_figure_fig3a,
+    "kumar-fig3a": _kumar(
+        "3a",
+        "the grokking delay grows with the output scale α: rich (small α) at once, lazy (large α) late or never",
+        _check_fig3a,
+        _figure_fig3a,
         sweep={"model.alpha": FIG3A_ALPHAS},
     ),
 }

@@ -12,19 +12,17 @@ Each test trains one compiled group on CPU in well under a minute:
   NTK runs at its own coarser interval (NaN in between).
 """
 
-import argparse
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import assert_png, run_command
 
 import grok
 import probes
 from grok import probe_plots
 from grok.errors import ConfigError
-from grok.plot_cli import add_commands
 from grok.store import RunDirError
 
 PROBE_NAMES_P = ("sc_fraction", "zero_terms", "nlm_cosine", "logit_norm")
@@ -65,21 +63,12 @@ def test_is_bimodal_on_crafted_histograms():
     assert not is_bimodal(np.r_[0, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 0])  # flat
 
 
-def plot_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grok")
-    add_commands(parser.add_subparsers(dest="command"))
-    return parser
-
-
 def run_plot(argv: list[str]) -> int:
-    args = plot_parser().parse_args(["plot", *argv])
-    return args.func(args)
+    return run_command(["plot", *argv])
 
 
-def assert_png(path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(data) > 20_000  # several panels with lines, not an empty canvas
+def assert_plot_png(path) -> None:
+    assert_png(path, min_bytes=20_000)  # several panels with lines, not an empty canvas
 
 
 # --------------------------------------------------------------------------- [P] Softmax Collapse
@@ -187,10 +176,10 @@ def test_probes_survive_save_and_load_and_grok_plot_draws_them(doshi_run, tmp_pa
         assert loaded.history[name].dtype == doshi_run.history[name].dtype
 
     assert run_plot([str(tmp_path / "run")]) == 0
-    assert_png(tmp_path / "run" / "plot.png")
+    assert_plot_png(tmp_path / "run" / "plot.png")
     out = tmp_path / "fig" / "wd0.png"
     assert run_plot([str(tmp_path / "run"), "--out", str(out), "--steps", "0", "100", "500", "--member", "0"]) == 0
-    assert_png(out)
+    assert_plot_png(out)
 
     with pytest.raises(ConfigError, match="--member"):
         run_plot([str(tmp_path / "run"), "--member", "2"])
@@ -298,7 +287,7 @@ def test_grok_plot_draws_ntk_panels(kumar_run, tmp_path):
     for name in PROBE_NAMES_K:
         np.testing.assert_array_equal(loaded.history[name], kumar_run.history[name])
     assert run_plot([str(tmp_path / "k"), "--member", "1", "--member", "3"]) == 0
-    assert_png(tmp_path / "k" / "plot.png")
+    assert_plot_png(tmp_path / "k" / "plot.png")
     # the drawing functions accept one member or many, and say when a probe is absent
     import matplotlib.pyplot as plt
 

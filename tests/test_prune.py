@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import assert_png, run_command
 
 import grok
 import tasks
@@ -295,28 +296,15 @@ def test_bad_order_member_and_seed():
 def test_missing_or_incomplete_run_directory(tmp_path):
     with pytest.raises(RunDirError, match="does not exist"):
         grok.load_run(tmp_path / "nope")
-    parser = _parser()
-    args = parser.parse_args(["prune", str(tmp_path / "nope")])
     with pytest.raises(RunDirError):
-        args.func(args)
+        run_command(["prune", str(tmp_path / "nope")])
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    args = parser.parse_args(["prune", str(tmp_path / "half")])
     with pytest.raises(RunDirError, match="incomplete"):
-        args.func(args)
+        run_command(["prune", str(tmp_path / "half")])
 
 
 # --------------------------------------------------------------------------- table, plot, CLI
-def _parser():
-    import argparse
-
-    from grok.prune_cli import add_commands
-
-    parser = argparse.ArgumentParser(prog="grok")
-    add_commands(parser.add_subparsers(dest="command"))
-    return parser
-
-
 @pytest.mark.slow
 def test_table_and_plot(coexist, tmp_path):
     _, _, res = coexist
@@ -324,35 +312,30 @@ def test_table_and_plot(coexist, tmp_path):
     assert len(lines) == 1 + len(FRACTIONS)
     assert len({len(line) for line in lines}) == 1  # aligned columns
     assert lines[0].split()[:3] == ["fraction", "pruned", "train"] and lines[-1].split()[1] == "200/200"
-    png = plot_prune_curves(res, tmp_path / "curves.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_png(plot_prune_curves(res, tmp_path / "curves.png"))
 
 
 @pytest.mark.slow
 def test_cli_prints_table_writes_plot_and_pruned_run(coexist, tmp_path, capsys):
     _, path, res = coexist
-    parser = _parser()
     out, js, saved = tmp_path / "p.png", tmp_path / "p.json", tmp_path / "saved"
     argv = ["prune", str(path), "--order", "low", "--fractions", "0", "0.5", "1", "--out", str(out)]
     argv += ["--json", str(js), "--save-pruned", str(saved), "--save-fraction", "0.5"]
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
+    assert run_command(argv) == 0
     text = capsys.readouterr().out
     assert "lowest IPR first" in text and "100/200" in text and "corrupted" in text
-    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert_png(out)
     table = json.loads(js.read_text())
     assert table["low"]["fractions"] == [0.0, 0.5, 1.0]
     assert table["low"]["test_acc"][1] == res["low"].test_acc[20]
     assert grok.load_run(saved).status["pruned"]["order"] == "low"
 
-    args = parser.parse_args(["prune", str(path), "--fractions", "0", "1"])  # all three orders, default plot path
-    assert args.func(args) == 0
+    assert run_command(["prune", str(path), "--fractions", "0", "1"]) == 0  # all three orders, default plot path
     text = capsys.readouterr().out
     assert all(s in text for s in ("lowest IPR first", "highest IPR first", "random order"))
     assert (path / "prune.png").is_file()
 
     bad = [["--fractions", "1.5"], ["--save-pruned", str(tmp_path / "x")], ["--member", "3"]]
     for extra in bad:
-        args = parser.parse_args(["prune", str(path), *extra])
         with pytest.raises(grok.ConfigError):
-            args.func(args)
+            run_command(["prune", str(path), *extra])

@@ -2,35 +2,24 @@
 command's output files and exit status, and its errors. Runs here are shortened (`--steps`) and,
 for the [D] and [K] settings, shrunk with `--set`; the paper sizes are for a GPU."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
+from helpers import assert_png, run_command
 
 import grok
+from grok.cli import build_parser
 from grok.errors import ConfigError
-from grok.reproduce import REPRODUCTIONS, add_commands, build_config, reproduce, schedule
+from grok.reproduce import REPRODUCTIONS, build_config, reproduce, schedule
 
 # Every preset at the paper's size (the `-small` ones are CPU variants); tests/test_config.py
 # checks that the DESIGN.md §8 names are among them.
 PAPER_PRESETS = {name for name in grok.presets() if not name.endswith("-small")}
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="grok")
-    add_commands(p.add_subparsers(dest="command"))
-    return p
-
-
 def cli(argv: list[str]) -> int:
-    args = parser().parse_args(["reproduce", *argv])
-    return args.func(args)
-
-
-def assert_png(path) -> None:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    return run_command(["reproduce", *argv])
 
 
 def test_catalogue_covers_the_paper_presets_at_their_size():
@@ -67,7 +56,7 @@ def test_bad_input_is_a_config_error(capsys):
         reproduce("prieto-perpgrad", steps=10, seeds=[])
     # the help lists every reproduction with its claim
     with pytest.raises(SystemExit):
-        parser().parse_args(["reproduce", "--help"])
+        build_parser().parse_args(["reproduce", "--help"])
     helptext = capsys.readouterr().out
     assert all(name in helptext and rep.claim[:40] in helptext for name, rep in REPRODUCTIONS.items())
 
