@@ -204,10 +204,11 @@ def _all_finite(tree) -> Array:
 
 def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: MemberState, dyn) -> MemberState:
     data = state.data
-    key, k_batch = jax.random.split(state.key)
-    if cfg.optim.batch_size is None:
+    key = state.key
+    if cfg.optim.batch_size is None:  # full batch: no randomness to draw (dropout has its own stream)
         x, y = data.x_train, data.y_train
     else:
+        key, k_batch = jax.random.split(key)
         idx = jax.random.choice(k_batch, data.x_train.shape[0], (cfg.optim.batch_size,), replace=False)
         x, y = data.x_train[idx], data.y_train[idx]
 

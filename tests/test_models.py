@@ -133,7 +133,7 @@ def test_gather_equals_one_hot_concat_matmul():
     # the whole forward against a NumPy one-hot reference
     h = np.maximum(ref, 0.0)
     h = np.maximum(h @ np_(model.hidden[0].kernel[...]) + np_(model.hidden[0].bias[...]), 0.0)
-    out = h @ np_(model.readout.kernel[...]) + np_(model.readout.bias[...])
+    out = h @ np_(model.readout.kernel[...]).T + np_(model.readout.bias[...])
     np.testing.assert_allclose(np_(apply(model, x)), out, rtol=1e-5, atol=1e-6)
     # torch init: U(±1/√fan_in) with fan_in = 2p for the token layer
     assert 0.8 / np.sqrt(2 * P) < np.abs(e).max() <= 1 / np.sqrt(2 * P)
@@ -229,7 +229,7 @@ def test_dropout_in_model_zeroes_units_before_square_with_inverted_scaling():
     """Readout = [I; 0], so output k is (dropout(z_k))² for k < p: the hidden units are visible."""
     rate = 0.5
     model = build(dataclasses.replace(QUAD, dropout=rate), modular_spec(), dropout=rate)
-    model.readout.kernel[...] = jnp.eye(N, P, dtype=model.readout.kernel.dtype)
+    model.readout.kernel[...] = jnp.eye(P, N, dtype=model.readout.kernel.dtype)
     x = all_pairs()
     clean = np_(apply(model, x, train=False))
     np.testing.assert_array_equal(clean, np_(apply(model, x, train=False)))  # evaluation is deterministic
@@ -273,7 +273,7 @@ def test_dropout_rate_traced_inside_jit_vmap_over_members():
 def test_batchnorm_train_uses_batch_stats_eval_uses_running_stats():
     model = build(QUAD_BN, modular_spec())
     x = all_pairs()
-    bn, readout = model.bn[0], np_(model.readout.kernel[...])
+    bn, readout = model.bn[0], np_(model.readout.kernel[...]).T
     h = np.square(first_layer_np(model, x))
     out_train = np_(apply(model, x, train=True))
     hb = (h - h.mean(0)) / np.sqrt(h.var(0) + 1e-5)  # batch statistics (biased variance)
@@ -380,7 +380,8 @@ def test_transformer_last_position_equals_full_and_causal_attention():
     heads, hd = TRANSFORMER.n_heads, N // TRANSFORMER.n_heads
 
     def dense(layer, a):
-        out = a @ np_(layer.kernel[...])
+        w = np_(layer.kernel[...])
+        out = a @ (w.T if layer.transposed else w)
         return out if layer.bias is None else out + np_(layer.bias[...])
 
     hn = _layernorm_np(h, model.ln1)
@@ -435,9 +436,12 @@ def test_apply_neuron_mask(cfg):
     before, after = _kernel(params, ("first", "kernel")), _kernel(masked, ("first", "kernel"))
     np.testing.assert_array_equal(after[:, keep], before[:, keep])  # U, V rows of kept neurons
     np.testing.assert_array_equal(after[:, ~keep], 0.0)
-    nxt = ("hidden", 0, "kernel") if len(cfg.widths) > 1 else ("readout", "kernel")
-    np.testing.assert_array_equal(_kernel(masked, nxt)[keep], _kernel(params, nxt)[keep])
-    np.testing.assert_array_equal(_kernel(masked, nxt)[~keep], 0.0)
+    if len(cfg.widths) > 1:  # hidden[0].kernel [N₀, N₁]: rows; readout.kernel [C, N₀]: columns
+        nxt_before, nxt_after = _kernel(params, ("hidden", 0, "kernel")), _kernel(masked, ("hidden", 0, "kernel"))
+    else:
+        nxt_before, nxt_after = _kernel(params, ("readout", "kernel")).T, _kernel(masked, ("readout", "kernel")).T
+    np.testing.assert_array_equal(nxt_after[keep], nxt_before[keep])
+    np.testing.assert_array_equal(nxt_after[~keep], 0.0)
     if len(cfg.widths) > 1:  # layers after the next one are untouched
         np.testing.assert_array_equal(_kernel(masked, ("readout", "kernel")), _kernel(params, ("readout", "kernel")))
     # a one-hidden-layer net with masked neurons equals the net restricted to the kept ones

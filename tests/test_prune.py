@@ -198,7 +198,7 @@ def test_pruned_run_saves_and_reloads(coexist, tmp_path):
         assert back.status["pruned"]["accuracy"][name] == low[name][row]
     gone, kept = low.neuron_order[:100], low.neuron_order[100:]
     first, readout = back.state["params/first/kernel"][0], back.state["params/readout/kernel"][0]
-    assert not first[:, gone].any() and not readout[gone].any()
+    assert not first[:, gone].any() and not readout[:, gone].any()  # readout [C, N]
     np.testing.assert_array_equal(first[:, kept], run.state["params/first/kernel"][0][:, kept])
     # the functional form writes the same parameters
     again = grok.load_run(save_pruned(run, low, 0.5, tmp_path / "again"))

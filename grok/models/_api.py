@@ -122,7 +122,7 @@ def neuron_weights(model: nnx.Module) -> tuple[Array, Array, Array | None]:
         raise ValueError("neuron_weights needs a token-input MLP or quadratic MLP (modular task)")
     p = model.n_tokens
     e = model.first.kernel[...]
-    w_out = model.readout.kernel[...].T if len(model.widths) == 1 and model.n_classes > 0 else None
+    w_out = model.readout.kernel[...] if len(model.widths) == 1 and model.n_classes > 0 else None
     return e[:p].T, e[p:].T, w_out
 
 
@@ -144,18 +144,19 @@ def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
     Pure (returns a new tree; jit/vmap friendly). `params_state`: the `nnx.State` of Params
     (`nnx.split(model, nnx.Param, ...)[1]`) or its pure dict; `mask`: [N] of 0/1 (or bool).
     Zeroed: columns of `first.kernel` (U, V rows), `first.bias`, the first BatchNorm's scale
-    and bias, and rows of the next layer's kernel (`hidden[0]` or `readout`). Defined for the
-    MLP and the quadratic MLP (pruning is a classification experiment, DESIGN.md §6); the
-    centered α-net's f(θ₀) part and the transformer have no such neuron view (ValueError).
+    and bias, and the neuron's weights in the next layer (rows of `hidden[0].kernel`, columns of
+    `readout.kernel` [C, N]). Defined for the MLP and the quadratic MLP (pruning is a
+    classification experiment, DESIGN.md §6); the centered α-net's f(θ₀) part and the
+    transformer have no such neuron view (ValueError).
     """
     kind = model_cfg.kind
     if kind not in ("mlp", "quadratic_mlp"):
         raise ValueError(f"apply_neuron_mask: defined for mlp and quadratic_mlp, not model.kind={kind!r}")
     keep = jnp.asarray(mask) != 0
-    nxt = ("hidden", "0", "kernel") if kind == "mlp" and len(model_cfg.widths) > 1 else ("readout", "kernel")
-    cols = {("first", "kernel")}
+    deeper = kind == "mlp" and len(model_cfg.widths) > 1
+    cols = {("first", "kernel")} | (set() if deeper else {("readout", "kernel")})  # readout: [C, N₀]
     vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
-    rows = {nxt}
+    rows = {("hidden", "0", "kernel")} if deeper else set()
 
     def one(path: tuple, leaf: Array) -> Array:
         names = _key_names(path)

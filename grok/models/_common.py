@@ -137,7 +137,13 @@ def dropout_stream(rngs: nnx.Rngs) -> nnx.RngStream:
 
 
 class Dense(nnx.Module):
-    """y = x W (+ b), W: [fan_in, fan_out]; no bias unless asked; a given `kernel` skips the random init."""
+    """y = x W (+ b), W: [fan_in, fan_out]; no bias unless asked; a given `kernel` skips the random init.
+
+    `transposed` stores Wᵀ, [fan_out, fan_in] (torch's Linear layout), and computes x Wᵀ with the
+    same initial numbers. Classifier readouts use it: their gradient (a sum over examples) is then
+    written with the wide fan_in as its minor axis, not the few classes — on a CPU the readout
+    gradient of a [D] member (N=64, C=23) runs ~2× faster batched over members, ~1.4× alone.
+    """
 
     def __init__(
         self,
@@ -151,13 +157,17 @@ class Dense(nnx.Module):
         dtype: DType,
         bank: UniformBank,
         kernel: Array | None = None,
+        transposed: bool = False,
     ):
+        self.transposed = transposed
+        shape = (fan_out, fan_in) if transposed else (fan_in, fan_out)
         if kernel is None:
             kernel = init_weight(
                 bank, (fan_in, fan_out), scheme=scheme, fan_in=fan_in, width=width, scale=scale, dtype=dtype
             )
-        elif kernel.shape != (fan_in, fan_out):
-            raise ValueError(f"kernel shape {kernel.shape} != {(fan_in, fan_out)}")
+            kernel = kernel.T if transposed else kernel
+        elif kernel.shape != shape:
+            raise ValueError(f"kernel shape {kernel.shape} != {shape}")
         self.kernel = nnx.Param(jnp.asarray(kernel, dtype))
         self.bias = (
             nnx.Param(init_bias(bank, fan_out, scheme=scheme, fan_in=fan_in, scale=scale, dtype=dtype))
@@ -166,7 +176,7 @@ class Dense(nnx.Module):
         )
 
     def __call__(self, x: Array) -> Array:
-        y = x @ self.kernel[...]
+        y = x @ self.kernel[...].T if self.transposed else x @ self.kernel[...]
         if self.bias is not None:
             y = y + self.bias[...][None, :]
         return y

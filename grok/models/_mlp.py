@@ -32,8 +32,8 @@ class MLP(nnx.Module):
     `use_bias`, so the ReLU net is positively homogeneous of degree L in θ [P].
 
     State layout (used by `apply_neuron_mask`): `first.kernel` [in, N₀] (`first.bias`),
-    `hidden[i].kernel` [Nᵢ, Nᵢ₊₁], `readout.kernel` [N_last, C], `bn[i].{scale,bias}` (Params),
-    `bn[i].{mean,var}` (BatchStat), `rate` (Hyper), `rng` (dropout RngStream).
+    `hidden[i].kernel` [Nᵢ, Nᵢ₊₁], `readout.kernel` [C, N_last] (stored transposed, see `Dense`),
+    `bn[i].{scale,bias}` (Params), `bn[i].{mean,var}` (BatchStat), `rate` (Hyper), `rng` (dropout RngStream).
     `first_kernel` / `readout_kernel`, when given, replace the random initialization.
     """
 
@@ -70,7 +70,7 @@ class MLP(nnx.Module):
         common = dict(use_bias=use_bias, scheme=init, width=n0, scale=init_scale, dtype=param_dtype, bank=bank)
         self.first = Dense(fan_in, n0, kernel=first_kernel, **common)
         self.hidden = nnx.List([Dense(a, b, **common) for a, b in pairs])
-        self.readout = Dense(self.widths[-1], n_out, kernel=readout_kernel, **common)
+        self.readout = Dense(self.widths[-1], n_out, kernel=readout_kernel, transposed=True, **common)
         bank.check_done()
         self.bn = nnx.List(
             [
@@ -122,7 +122,7 @@ class QuadraticMLP(MLP):
     """f = W φ(U e_a + V e_b), φ(z) = z², width N, no biases [D] (Doshi et al. 2024).
 
     U, V, W ~ N(0, std = 0.5/(2N)^{1/3}) (× init_scale); `first.kernel` = [Uᵀ; Vᵀ] of shape
-    [2p, N], `readout.kernel` = Wᵀ of shape [N, p]. Dropout before the square; optional
+    [2p, N], `readout.kernel` = W of shape [p, N]. Dropout before the square; optional
     BatchNorm after it. `weights` = (U [N, p], V [N, p], W [C, N]) replaces the random init.
     """
 
@@ -156,7 +156,7 @@ class QuadraticMLP(MLP):
             rngs=rngs,
             use_dropout=use_dropout,
             first_kernel=None if u is None else jnp.concatenate([u.T, v.T], axis=0),
-            readout_kernel=None if w is None else w.T,
+            readout_kernel=w,
         )
 
     @property
@@ -172,4 +172,4 @@ class QuadraticMLP(MLP):
     @property
     def W(self) -> Array:
         """[C, N]: readout."""
-        return self.readout.kernel[...].T
+        return self.readout.kernel[...]

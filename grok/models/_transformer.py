@@ -87,7 +87,7 @@ class Transformer(nnx.Module):
         self.wo = Dense(d, d, use_bias=use_bias, **common)
         self.mlp_in = Dense(d, d_mlp, use_bias=use_bias, **common)
         self.mlp_out = Dense(d_mlp, d, use_bias=use_bias, **common)
-        self.unembed = Dense(d, n_classes, use_bias=False, **common)
+        self.unembed = Dense(d, n_classes, use_bias=False, transposed=True, **common)
         bank.check_done()
         self.ln1 = LayerNorm(d, dtype=param_dtype) if layernorm else None
         self.ln2 = LayerNorm(d, dtype=param_dtype) if layernorm else None
