@@ -26,6 +26,7 @@ import grok
 from grok import engine
 from grok.sweep import SweepSpec, sweep
 
+FIGURE = Path(__file__).with_name("bench_sweep.png")  # not committed; docs/img/bench_sweep_cpu.png is a copy
 _DOSHI_AXES = {
     "optim.weight_decay": [0.0, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0],
     "task.corrupt_fraction": [0.0, 0.2, 0.4, 0.6],
@@ -104,7 +105,32 @@ def run() -> dict[str, float]:
             flush=True,
         )
         out |= {f"{name} {k}": v for k, v in r.items()}
+    print(f"figure: {plot(out)}")
     return out
+
+
+def plot(out: dict[str, float], path: Path = FIGURE) -> Path:
+    """Bars of µs per member-step, one by one vs as one sweep, the speed-up above each pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from grok.plots import save_figure
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    top = max(out[f"{name} sequential_us_per_member_step"] for name in SIZES)
+    ax.set_ylim(0, 1.15 * top)
+    for i, name in enumerate(SIZES):
+        seq, swp = out[f"{name} sequential_us_per_member_step"], out[f"{name} sweep_us_per_member_step"]
+        ax.bar(i - 0.2, seq, 0.4, color="tab:gray", label="one by one" if i == 0 else None)
+        ax.bar(i + 0.2, swp, 0.4, color="tab:blue", label="64 as one sweep" if i == 0 else None)
+        ax.text(i, seq + 0.02 * top, f"{seq / swp:.1f}×", ha="center")
+    ax.set_xticks(range(len(SIZES)), list(SIZES), fontsize=8)
+    ax.set_ylabel("µs per member-step")
+    ax.set_title(f"64 members on {out['devices']:.0f} {jax.default_backend()} device(s), same engine", fontsize=9)
+    ax.legend(frameon=False, loc="upper left")
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

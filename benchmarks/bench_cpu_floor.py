@@ -1,0 +1,98 @@
+"""How much a CPU sweep can gain at all: the [D] step in plain JAX, one member vs vmapped blocks.
+
+`bench_sweep` compares the engine's sweep with the engine's one-by-one runs. This asks what
+XLA:CPU itself allows: the same full-batch step as the engine's [D] member (first layer
+E[a] + E[p + b] as a gather, z², readout stored [C, N], one-hot MSE, AdamW) written directly
+in JAX — no divergence checks, metrics or probes — trained as `jit(scan)` for one member and
+as `jit(vmap(scan))` for blocks of members, on one device. The engine's lone member is timed
+beside it. A sweep on a C-core CPU beats one-by-one runs by at most about
+C × (engine, lone) / (plain JAX, best block): what a block saves is per-operation overhead; its
+matrix products run no faster per member than a lone member's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+import grok
+import tasks
+from benchmarks.bench_sweep import SIZES
+from grok.sweep import SweepSpec
+
+SETTING = "[D] p=23, N=64"
+BLOCKS = (1, 6, 16, 64)
+REPEATS = 5
+
+
+def plain_program(p: int, n: int, m: int, steps: int, block: int):
+    """`jit(vmap(scan))` of `steps` full-batch AdamW steps of `block` quadratic-MLP members, and inputs."""
+    k_e, k_w, k_x, k_y = jax.random.split(jax.random.key(0), 4)
+    emb = 0.1 * jax.random.normal(k_e, (block, 2 * p, n))
+    readout = 0.1 * jax.random.normal(k_w, (block, p, n))
+    x = jax.random.randint(k_x, (block, m, 2), 0, p)
+    y = jax.nn.one_hot(jax.random.randint(k_y, (block, m), 0, p), p)
+    weight_decay = jnp.linspace(0.0, 1.0, block)
+
+    def loss(params, x, y):
+        emb, readout = params
+        z = emb[x[:, 0]] + emb[p + x[:, 1]]
+        out = jnp.square(z) @ readout.T
+        return jnp.mean(jnp.square(out - y))  # [D]: averaged over samples × classes
+
+    def member(emb, readout, x, y, wd):
+        def step(carry, _):
+            params, mu, nu, t = carry
+            g = jax.grad(loss)(params, x, y)
+            t = t + 1.0
+            mu = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * b, mu, g)
+            nu = jax.tree.map(lambda a, b: 0.98 * a + 0.02 * b * b, nu, g)
+
+            def update(w, a, b):
+                adam = (a / (1 - 0.9**t)) / (jnp.sqrt(b / (1 - 0.98**t)) + 1e-8)
+                return w - 0.01 * (adam + wd * w)
+
+            return (jax.tree.map(update, params, mu, nu), mu, nu, t), None
+
+        zeros = (jnp.zeros_like(emb), jnp.zeros_like(readout))
+        (params, *_), _ = jax.lax.scan(step, ((emb, readout), zeros, zeros, 0.0), None, length=steps)
+        return params
+
+    return jax.jit(jax.vmap(member)), (emb, readout, x, y, weight_decay)
+
+
+def best_seconds(fn, *args) -> float:
+    """Fastest of `REPEATS` calls (compiled by a first, untimed call)."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run() -> dict[str, float]:
+    spec = SweepSpec.parse(SIZES[SETTING])
+    (group,) = spec.groups()
+    cfg, (_, first) = group.config, group.members[0]
+    p, n, steps = cfg.task.p, cfg.model.widths[0], cfg.train.steps
+    m = tasks.spec(cfg.task).n_train
+    cores = len(jax.devices())
+    engine_us = 1e6 * best_seconds(lambda: grok.train_members(cfg, [first], progress=False).history) / steps
+    print(f"{SETTING}, {m} training pairs, {steps} steps; the engine's lone member: {engine_us:.0f} µs/step")
+    print(f"{'plain JAX block':>16}{'µs/member-step':>16}{'ceiling':>9}")
+    out = {"engine_lone_us": engine_us, "cores": float(cores)}
+    for block in BLOCKS:
+        fn, args = plain_program(p, n, m, steps, block)
+        us = 1e6 * best_seconds(fn, *args) / (steps * block)
+        ceiling = cores * engine_us / us
+        print(f"{block:>16}{us:>16.0f}{ceiling:>8.1f}x", flush=True)
+        out |= {f"plain_block_{block}_us": us, f"ceiling_block_{block}": ceiling}
+    return out
+
+
+if __name__ == "__main__":
+    run()
