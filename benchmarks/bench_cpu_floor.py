@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 
 import grok
-import tasks
 from benchmarks.bench_sweep import SIZES
 from grok.sweep import SweepSpec
 
@@ -79,7 +78,7 @@ def run() -> dict[str, float]:
     (group,) = spec.groups()
     cfg, (_, first) = group.config, group.members[0]
     p, n, steps = cfg.task.p, cfg.model.widths[0], cfg.train.steps
-    m = tasks.spec(cfg.task).n_train
+    m = cfg.n_train
     cores = len(jax.devices())
     engine_us = 1e6 * best_seconds(lambda: grok.train_members(cfg, [first], progress=False).history) / steps
     print(f"{SETTING}, {m} training pairs, {steps} steps; the engine's lone member: {engine_us:.0f} µs/step")

@@ -47,7 +47,7 @@ def steps_per_second(cfg: grok.Config, members: int) -> float:
 
 def run() -> dict[str, float]:
     cfg = grok.preset("prieto-perpgrad").override(
-        **{"optim.perp_grad": False, "train.steps": STEPS, "train.log_every": STEPS // 2}
+        **{"optim.transforms": [], "train.steps": STEPS, "train.log_every": STEPS // 2}
     )
     flops = train_flops_per_step(cfg)
     peak = matmul_gflops()

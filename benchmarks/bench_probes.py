@@ -32,9 +32,7 @@ import jax
 import jax.numpy as jnp
 
 import grok
-import tasks
 from grok import engine
-from grok.optim import optimizer_from_config
 
 TRIALS = 7  # interleaved rounds; each keeps its best
 FEW_TRIALS = 2  # for calls that take longer than a trial
@@ -51,21 +49,11 @@ def _pieces(cfg: grok.Config):
     """(train_interval, evaluate, state, dyn): the engine's compiled pieces for a one-member group."""
     static, dyn_np = engine.stack_dynamic([cfg])
     engine.ensure_precision(static)
-    spec = tasks.spec(static.task)
-    fwd = engine.Forward(engine._graphdef(static))
+    program = engine.member_program(static)
     dyn = {k: jnp.asarray(v) for k, v in dyn_np.items()}
-    state, _ = jax.jit(jax.vmap(functools.partial(engine._init_member, static, spec, fwd)))(dyn)
-
-    def train_interval(s, d):
-        tx = optimizer_from_config(static.optim, d)
-
-        def one(s, _):
-            return engine._train_step(static, spec, fwd, tx, s, d), None
-
-        return jax.lax.scan(one, s, None, length=static.train.log_every)[0]
-
-    train = jax.jit(jax.vmap(train_interval))
-    evaluate = jax.jit(jax.vmap(functools.partial(engine.evaluate, static, spec, fwd)))
+    state, _ = jax.jit(jax.vmap(program.init))(dyn)
+    train = jax.jit(jax.vmap(program.train_interval))
+    evaluate = jax.jit(jax.vmap(program.evaluate))
     return train, evaluate, state, dyn
 
 

@@ -1,12 +1,15 @@
 """grok-lab: a JAX lab for grokking and training dynamics.
 
-The public surface (DESIGN.md §8)::
+The public surface (docs/architecture.md)::
 
     import grok
     cfg = grok.preset("prieto-perpgrad").override(**{"optim.lr": 5e-3})
     run = grok.train(cfg, seeds=(0, 1, 2))
     run.history["test_acc"]            # [members, intervals]
     run.save("runs/x"); run = grok.load_run("runs/x")
+
+Everything that varies is registered: `grok.register_probe`, `grok.register_transform`,
+`grok.register_task`, `grok.register_model` (the built-ins use the same calls).
 
 On CPU, `import grok` gives JAX one device per core (`grok.cpu_devices`) when JAX has not
 computed anything yet; `GROK_CPU_DEVICES=1` keeps a single device.
@@ -16,6 +19,8 @@ from grok.cpu_devices import use_cpu_cores
 
 use_cpu_cores()
 
+# The built-ins register themselves on import, exactly as a user's module would.
+from grok import models, optim, probing, task_kinds  # noqa: E402, F401, I001
 from grok.config import (  # noqa: E402
     Config,
     LossConfig,
@@ -29,8 +34,29 @@ from grok.engine import trace_count  # noqa: E402
 from grok.errors import ConfigError  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
 from grok.prune import prune  # noqa: E402
+from grok.registry import (  # noqa: E402
+    ProbeInputs,
+    RegistryError,
+    register_model,
+    register_probe,
+    register_task,
+    register_transform,
+)
 from grok.run import Run, load_run, train, train_members  # noqa: E402
 from grok.sweep import SweepSpec, load_sweep, sweep  # noqa: E402
+
+
+def registered() -> dict[str, tuple[str, ...]]:
+    """The names in each registry: probes, transforms, tasks, models."""
+    from grok import registry
+
+    return {
+        "probes": registry.PROBES.names(),
+        "transforms": registry.TRANSFORMS.names(),
+        "tasks": registry.TASKS.names(),
+        "models": registry.MODELS.names(),
+    }
+
 
 __all__ = [
     "Config",
@@ -38,6 +64,8 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
+    "ProbeInputs",
+    "RegistryError",
     "Run",
     "SweepSpec",
     "TaskConfig",
@@ -48,6 +76,11 @@ __all__ = [
     "preset",
     "presets",
     "prune",
+    "register_model",
+    "register_probe",
+    "register_task",
+    "register_transform",
+    "registered",
     "sweep",
     "trace_count",
     "train",

@@ -1,34 +1,36 @@
-"""Run configuration: frozen dataclasses, validated on construction (DESIGN.md §1, §8).
+"""Run configuration: frozen dataclasses, validated on construction (docs/architecture.md).
 
 A `Config` is read top to bottom: task → model → loss → optim → train. Fields are
 *static* (they change shapes or code: one compiled program per distinct value) or
 *dynamic* (numbers stacked along the member axis; changing them never recompiles).
-`DYNAMIC_FIELDS` lists the dynamic ones by dotted name.
+`DYNAMIC_FIELDS` lists the built-in dynamic ones by dotted name; a registered transform's
+numeric options (`optim.<transform>.<option>`) are dynamic too (`is_dynamic`).
+
+Kinds (`task.kind`, `model.kind`, `optim.kind`, `optim.transforms`, `train.probes`) are names in
+the registries of `grok.registry`; a registration's own options are fields
+`<section>.<name>.<option>` stored in the section's `options`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
+from grok import registry
 from grok.errors import ConfigError
+from grok.losses import LOSS_KINDS
+from tasks.modular import MODULAR_OPS
 
-TASK_KINDS = ("modular", "polynomial", "parity")
-MODULAR_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")
 POLY_TARGETS = ("quadratic", "hermite")
-MODEL_KINDS = ("mlp", "quadratic_mlp", "alpha_net", "transformer")
 INITS = ("torch", "normal", "doshi")
 ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh")
-LOSS_KINDS = ("softmax_ce", "stablemax_ce", "mse_onehot", "mse")
 DTYPES = ("float16", "float32", "float64")
-OPTIM_KINDS = ("adamw", "adam", "sgd")
-PROBE_FAMILIES = ("collapse", "ntk", "neurons")
 
 # Numbers that live on the member axis: changing them never recompiles.
 DYNAMIC_FIELDS = (
@@ -47,6 +49,29 @@ DYNAMIC_FIELDS = (
     "optim.weight_decay",
     "optim.momentum",
 )
+
+
+# Loading a saved run must not depend on what this process registered: inside `lenient()`, a kind
+# that is not registered is kept as a name (its run's history and config still load); training,
+# or building its model, then fails with the ConfigError naming the missing registration.
+_LENIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("grok_config_lenient", default=False)
+
+
+@contextlib.contextmanager
+def lenient():
+    """Accept kinds that are not registered in this process (for loading saved configs)."""
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
+
+
+def _entry(reg: registry.Registry, name: Any, field: str):
+    """The registered entry of `name`, or None for an unregistered name inside `lenient()`."""
+    if isinstance(name, str) and name not in reg and _LENIENT.get():
+        return None
+    return reg.get(name, field)
 
 
 def _is_prime(n: int) -> bool:
@@ -71,9 +96,103 @@ def _check_real(name: str, value: object, lo: float, hi: float, *, open_lo: bool
         raise ConfigError(name, value, f"a number in {bracket}{lo}, {hi}]")
 
 
+def _names_tuple(field: str, value: Any) -> tuple[str, ...]:
+    """A list of names given as a list, a tuple or one string."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(field, value, "a list of names")
+
+
+# --------------------------------------------------------------------------- registered options
+def _flat_options(section: str, raw: Any) -> dict[str, Any]:
+    """`{"name.opt": v}`, `{"name": {"opt": v}}` or pairs → `{"name.opt": v}`."""
+    if isinstance(raw, tuple):
+        raw = dict(raw)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{section}.options", raw, "a table of <name>.<option> values")
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, Mapping):
+            for leaf, v in value.items():
+                flat[f"{key}.{leaf}"] = v
+        else:
+            flat[str(key)] = value
+    return flat
+
+
+def _option_value(field: str, value: Any, default: Any) -> Any:
+    """`value` checked against the type of the registered `default` (ints may stand for floats)."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        kind = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+        kind = "a finite number"
+    else:
+        ok = isinstance(value, str)
+        kind = "a string"
+    if not ok:
+        raise ConfigError(field, value, kind)
+    return value
+
+
+def _normalize_options(section: str, raw: Any, active: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """Check every option against its registration and fill in the defaults of the active kinds."""
+    reg = registry.SECTION_REGISTRIES[section]
+    flat = _flat_options(section, raw)
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        owner, _, opt = key.partition(".")
+        field = f"{section}.{key}"
+        entry = _entry(reg, owner, field)
+        if entry is None:  # lenient: an unregistered owner keeps its values as given
+            out[key] = value
+            continue
+        if opt not in entry.options:
+            allowed = ", ".join(f"{section}.{owner}.{o}" for o in entry.options) or "(it has no options)"
+            raise ConfigError(field, value, f"an option of {reg.kind} {owner!r}: {allowed}")
+        out[key] = _option_value(field, value, entry.options[opt])
+        lo_hi = getattr(entry, "ranges", {}).get(opt)
+        if lo_hi is not None and not lo_hi[0] <= out[key] <= lo_hi[1]:
+            raise ConfigError(field, value, f"a number in [{lo_hi[0]}, {lo_hi[1]}]")
+    for name in active:
+        entry = _entry(reg, name, f"{section}.kind")
+        if entry is not None:
+            for opt, default in entry.options.items():
+                out.setdefault(f"{name}.{opt}", default)
+    return tuple(sorted(out.items()))
+
+
+class _Options:
+    """Shared by the sections whose kinds are registered: their options by dotted key."""
+
+    options: tuple[tuple[str, Any], ...]
+
+    def option(self, name: str, key: str) -> Any:
+        """The value of option `key` of registered `name` in this section (its default if unset)."""
+        values = dict(self.options)
+        if f"{name}.{key}" in values:
+            return values[f"{name}.{key}"]
+        section = _SECTION_OF[type(self)]
+        return registry.SECTION_REGISTRIES[section].get(name).options[key]
+
+    def options_of(self, name: str) -> dict[str, Any]:
+        """Every option of registered `name` (defaults filled in), keyed by option name."""
+        section = _SECTION_OF[type(self)]
+        entry = registry.SECTION_REGISTRIES[section].get(name, f"{section}.kind")
+        return {key: self.option(name, key) for key in entry.options}
+
+
+# --------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
-class TaskConfig:
-    """What to learn (DESIGN.md §2)."""
+class TaskConfig(_Options):
+    """What to learn (docs/formulas.md §2). `kind` names a registered task."""
 
     kind: str = "modular"
     # modular arithmetic (a op b) mod p
@@ -92,13 +211,12 @@ class TaskConfig:
     parity_k: int = 3
     parity_noise: int = 40
     parity_samples: int = 2000
+    options: tuple[tuple[str, Any], ...] = ()  # registered tasks' own fields: task.<kind>.<option>
 
     def __post_init__(self) -> None:
-        _check_choice("task.kind", self.kind, TASK_KINDS)
+        entry = _entry(registry.TASKS, self.kind, "task.kind")
         _check_choice("task.op", self.op, MODULAR_OPS)
         _check_int("task.p", self.p, 2)
-        if self.kind == "modular" and self.op == "div" and not _is_prime(self.p):
-            raise ConfigError("task.p", self.p, "a prime when task.op is 'div'")
         _check_real("task.train_fraction", self.train_fraction, 0.0, 1.0, open_lo=True)
         _check_real("task.corrupt_fraction", self.corrupt_fraction, 0.0, 1.0)
         if self.data_seed is not None:
@@ -111,20 +229,9 @@ class TaskConfig:
         _check_int("task.parity_k", self.parity_k, 1)
         _check_int("task.parity_noise", self.parity_noise, 0)
         _check_int("task.parity_samples", self.parity_samples, 2)
-        if self.kind == "parity" and self.parity_samples > 2 ** (self.parity_k + self.parity_noise):
-            raise ConfigError(
-                "task.parity_samples",
-                self.parity_samples,
-                f"at most 2**(parity_k + parity_noise) = {2 ** (self.parity_k + self.parity_noise)}",
-            )
-        if self.kind == "modular":
-            n_train = math.floor(self.train_fraction * self.n_pairs)
-            if n_train < 1 or n_train >= self.n_pairs:
-                raise ConfigError(
-                    "task.train_fraction",
-                    self.train_fraction,
-                    f"a fraction leaving at least one train and one test pair of {self.n_pairs}",
-                )
+        object.__setattr__(self, "options", _normalize_options("task", self.options, (self.kind,)))
+        if entry is not None and entry.check is not None:
+            entry.check(self)
 
     @property
     def n_pairs(self) -> int:
@@ -133,8 +240,8 @@ class TaskConfig:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Which network (DESIGN.md §3)."""
+class ModelConfig(_Options):
+    """Which network (docs/formulas.md §3). `kind` names a registered model."""
 
     kind: str = "mlp"
     widths: tuple[int, ...] = (200, 200)
@@ -154,9 +261,10 @@ class ModelConfig:
     n_heads: int = 4
     d_mlp: int = 512
     layernorm: bool = False
+    options: tuple[tuple[str, Any], ...] = ()  # registered models' own fields: model.<kind>.<option>
 
     def __post_init__(self) -> None:
-        _check_choice("model.kind", self.kind, MODEL_KINDS)
+        _entry(registry.MODELS, self.kind, "model.kind")
         widths = self.widths
         if isinstance(widths, list):
             object.__setattr__(self, "widths", tuple(widths))
@@ -174,13 +282,12 @@ class ModelConfig:
         _check_int("model.d_model", self.d_model, 1)
         _check_int("model.n_heads", self.n_heads, 1)
         _check_int("model.d_mlp", self.d_mlp, 1)
-        if self.kind == "transformer" and self.d_model % self.n_heads:
-            raise ConfigError("model.n_heads", self.n_heads, f"a divisor of model.d_model={self.d_model}")
+        object.__setattr__(self, "options", _normalize_options("model", self.options, (self.kind,)))
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Training loss (DESIGN.md §4)."""
+    """Training loss (docs/formulas.md §4)."""
 
     kind: str = "softmax_ce"
     dtype: str = "float32"  # dtype the loss (and the SC probe) is computed in
@@ -193,8 +300,10 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    """Optimizer (DESIGN.md §4). `perp_grad` chains ⊥Grad before it."""
+class OptimConfig(_Options):
+    """Optimizer (docs/formulas.md §4): the registered transforms `transforms`, in order, chained
+    before the base optimizer `kind` (also a registered transform). ⊥AdamW is
+    `transforms=("perp_grad",)` with `kind="adamw"`."""
 
     kind: str = "adamw"
     lr: float = 1e-3
@@ -204,12 +313,12 @@ class OptimConfig:
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd only
     nesterov: bool = False
-    perp_grad: bool = False
-    perp_rescale: bool = True  # rescale g⊥ to ‖g‖ (the released code) [P]
+    transforms: tuple[str, ...] = ()
     batch_size: int | None = None  # None: full batch
+    options: tuple[tuple[str, Any], ...] = ()  # registered transforms' hyperparameters: optim.<name>.<option>
 
     def __post_init__(self) -> None:
-        _check_choice("optim.kind", self.kind, OPTIM_KINDS)
+        _entry(registry.TRANSFORMS, self.kind, "optim.kind")
         _check_real("optim.lr", self.lr, 0.0, 1e12, open_lo=True)
         _check_real("optim.b1", self.b1, 0.0, 1.0)
         _check_real("optim.b2", self.b2, 0.0, 1.0)
@@ -218,11 +327,29 @@ class OptimConfig:
         _check_real("optim.momentum", self.momentum, 0.0, 1.0)
         if self.batch_size is not None:
             _check_int("optim.batch_size", self.batch_size, 1)
+        transforms = _names_tuple("optim.transforms", self.transforms)
+        object.__setattr__(self, "transforms", transforms)
+        for i, name in enumerate(transforms):
+            _entry(registry.TRANSFORMS, name, f"optim.transforms[{i}]")
+        if len(set(transforms)) != len(transforms) or self.kind in transforms:
+            raise ConfigError(
+                "optim.transforms", list(transforms), f"each transform once, not optim.kind={self.kind!r}"
+            )
+        object.__setattr__(self, "options", _normalize_options("optim", self.options, self.chain))
+        for name in self.chain:
+            entry = _entry(registry.TRANSFORMS, name, "optim.kind")
+            if entry is not None and entry.check is not None:
+                entry.check(self.options_of(name))
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The transforms in the order they are applied: `transforms`, then the base `kind`."""
+        return (*self.transforms, self.kind)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How long, how often to log, in which precision, which probes."""
+    """How long, how often to log, in which precision, which probes (registered probe names)."""
 
     steps: int = 1000
     log_every: int = 10
@@ -238,11 +365,9 @@ class TrainConfig:
         if self.steps % self.log_every:
             raise ConfigError("train.steps", self.steps, f"a multiple of train.log_every={self.log_every}")
         _check_choice("train.param_dtype", self.param_dtype, DTYPES)
-        if isinstance(self.probes, (list, str)):
-            probes = (self.probes,) if isinstance(self.probes, str) else tuple(self.probes)
-            object.__setattr__(self, "probes", probes)
+        object.__setattr__(self, "probes", _names_tuple("train.probes", self.probes))
         for i, name in enumerate(self.probes):
-            _check_choice(f"train.probes[{i}]", name, PROBE_FAMILIES)
+            _entry(registry.PROBES, name, f"train.probes[{i}]")
         if len(set(self.probes)) != len(self.probes):
             raise ConfigError("train.probes", self.probes, "each probe family at most once")
         if self.ntk_every is not None:
@@ -264,6 +389,9 @@ SECTIONS = {
     "optim": OptimConfig,
     "train": TrainConfig,
 }
+_SECTION_OF = {cls: key for key, cls in SECTIONS.items()}
+# Names that older versions wrote and that moved: `optim.perp_grad = true` is now the transform.
+_LEGACY_OPTIM = ("perp_grad", "perp_rescale")
 
 
 @dataclass(frozen=True)
@@ -280,47 +408,46 @@ class Config:
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed, 0)
-        classification = self.task.kind in ("modular", "parity")
+        task_entry = _entry(registry.TASKS, self.task.kind, "task.kind")
+        if task_entry is None:
+            return  # lenient load of an unregistered task: nothing more can be checked
+        classification = self.spec.n_classes > 0
         if classification and self.loss.kind == "mse":
             raise ConfigError("loss.kind", "mse", "softmax_ce, stablemax_ce or mse_onehot for a classification task")
         if not classification and self.loss.kind != "mse":
             raise ConfigError("loss.kind", self.loss.kind, f"mse for task.kind={self.task.kind!r}")
-        if self.model.kind == "alpha_net" and self.task.kind != "polynomial":
-            raise ConfigError("model.kind", "alpha_net", "mlp, quadratic_mlp or transformer for a classification task")
-        if self.model.kind in ("quadratic_mlp", "transformer") and self.task.kind != "modular":
-            raise ConfigError("model.kind", self.model.kind, "mlp or alpha_net for task.kind=" + repr(self.task.kind))
-        if self.model.kind == "quadratic_mlp" and len(self.model.widths) != 1:
-            raise ConfigError("model.widths", self.model.widths, "exactly one width N for the quadratic MLP")
-        if self.model.kind == "alpha_net" and len(self.model.widths) != 1:
-            raise ConfigError("model.widths", self.model.widths, "exactly one width N for the α-net")
+        model_entry = _entry(registry.MODELS, self.model.kind, "model.kind")
+        if model_entry is not None and model_entry.check is not None:
+            model_entry.check(self)
         if self.optim.batch_size is not None and self.optim.batch_size > self.n_train:
             raise ConfigError(
                 "optim.batch_size", self.optim.batch_size, f"at most the {self.n_train} training examples"
             )
-        if "ntk" in self.train.probes and self.train.ntk_subset > self.n_train:
-            raise ConfigError(
-                "train.ntk_subset", self.train.ntk_subset, f"at most the {self.n_train} training examples"
-            )
-        if "neurons" in self.train.probes and (
-            self.task.kind != "modular" or self.model.kind not in ("mlp", "quadratic_mlp")
-        ):
-            raise ConfigError(
-                "train.probes",
-                list(self.train.probes),
-                "'neurons' only with task.kind='modular' and model.kind 'mlp' or 'quadratic_mlp' "
-                f"(got task.kind={self.task.kind!r}, model.kind={self.model.kind!r})",
-            )
+        for name in self.train.probes:
+            probe = _entry(registry.PROBES, name, "train.probes")
+            if probe is None:
+                continue
+            reason = probe.requires(self) if probe.requires is not None else None
+            if reason:
+                raise ConfigError("train.probes", list(self.train.probes), f"{name!r} {reason}")
+            every = self.probe_every(name)
+            if every is not None and (every % self.train.log_every or self.train.steps % every):
+                raise ConfigError(
+                    f"probe {name!r} every",
+                    every,
+                    f"a multiple of train.log_every={self.train.log_every} dividing train.steps={self.train.steps}",
+                )
 
     # ----------------------------------------------------------------- derived
     @property
+    def spec(self):
+        """The task's static facts (`tasks.TaskSpec`) from its registered `spec` function."""
+        return registry.TASKS.get(self.task.kind, "task.kind").spec(self.task)
+
+    @property
     def n_train(self) -> int:
         """Number of training examples (static)."""
-        t = self.task
-        if t.kind == "modular":
-            return math.floor(t.train_fraction * t.n_pairs)
-        if t.kind == "polynomial":
-            return t.n_train
-        return math.floor(t.train_fraction * t.parity_samples)
+        return self.spec.n_train
 
     @property
     def n_intervals(self) -> int:
@@ -331,21 +458,44 @@ class Config:
     def uses_float64(self) -> bool:
         return "float64" in (self.train.param_dtype, self.loss.dtype)
 
+    def probe_every(self, name: str) -> int | None:
+        """Steps between evaluations of probe `name` when it has its own interval, else None."""
+        every = registry.PROBES.get(name, "train.probes").every
+        if isinstance(every, str):
+            every = self.get(every)
+        return None if every is None or every == self.train.log_every else int(every)
+
     # ------------------------------------------------------------- conversion
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (tuples as lists): JSON and TOML friendly."""
+        """Plain nested dict (tuples as lists, options as sub-tables): JSON and TOML friendly."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
-                out[f.name] = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(value).items()}
+                section: dict[str, Any] = {}
+                for sf in fields(value):
+                    v = getattr(value, sf.name)
+                    if sf.name == "options":
+                        for key, opt in v:
+                            owner, _, leaf = key.partition(".")
+                            section.setdefault(owner, {})[leaf] = opt
+                    else:
+                        section[sf.name] = list(v) if isinstance(v, tuple) else v
+                out[f.name] = section
             else:
                 out[f.name] = value
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Config:
-        """Build from a nested dict; unknown sections or fields are an error."""
+    def from_dict(cls, data: Mapping[str, Any], *, strict: bool = True) -> Config:
+        """Build from a nested dict; unknown sections or fields are an error.
+
+        `strict=False` accepts kinds that are not registered in this process (loading a saved
+        run without its notebook's registrations: the config is kept, not checked against them).
+        """
+        if not strict:
+            with lenient():
+                return cls.from_dict(data)
         top = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
@@ -366,13 +516,6 @@ class Config:
     def from_json(cls, text: str) -> Config:
         return cls.from_dict(json.loads(text))
 
-    @classmethod
-    def from_toml(cls, path: str | Path) -> Config:
-        """Read a TOML file: optional `preset = NAME`, then sections overriding it."""
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        return config_from_mapping(data)
-
     def to_toml(self) -> str:
         return dict_to_toml(self.to_dict())
 
@@ -381,7 +524,10 @@ class Config:
         return apply_overrides(self, dotted)
 
     def get(self, dotted: str) -> Any:
-        """The value of a dotted field name."""
+        """The value of a dotted field name (`optim.lr`, or a registered option `optim.perp_grad.rescale`)."""
+        parts = dotted.split(".")
+        if len(parts) == 3:
+            return getattr(self, parts[0]).option(parts[1], parts[2])
         section, _, name = dotted.rpartition(".")
         obj = getattr(self, section) if section else self
         return getattr(obj, name)
@@ -389,20 +535,80 @@ class Config:
 
 def _build_section(key: str, values: Mapping[str, Any]):
     cls = SECTIONS[key]
+    values = dict(values)
+    if key == "optim":
+        _migrate_legacy_optim(values)
     names = {f.name for f in fields(cls)}
+    options: dict[str, Any] = _flat_options(key, values.pop("options", {})) if "options" in names else {}
+    kwargs: dict[str, Any] = {}
     for name, value in values.items():
         if name not in names:
+            if "options" in names and isinstance(value, Mapping):  # a registered kind's own options
+                options |= {f"{name}.{leaf}": v for leaf, v in value.items()}
+                continue
             raise ConfigError(f"{key}.{name}", value, f"a field of {key}: " + ", ".join(sorted(names)))
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**values)
+        kwargs[name] = tuple(value) if isinstance(value, list) else value
+    if options:
+        kwargs["options"] = tuple(options.items())
+    return cls(**kwargs)
+
+
+def _migrate_legacy_optim(values: dict[str, Any]) -> None:
+    """Configs saved before ⊥Grad became a registered transform: `perp_grad`, `perp_rescale`."""
+    if isinstance(values.get("perp_grad"), Mapping):
+        return  # the transform's options table, `perp_grad = {rescale = true}`: current format
+    perp = values.pop("perp_grad", False)
+    rescale = values.pop("perp_rescale", True)
+    if perp:
+        values["transforms"] = ["perp_grad", *values.get("transforms", [])]
+        values["perp_grad"] = {"rescale": rescale}
+
+
+def check_registered(cfg: Config) -> Config:
+    """`cfg` checked against this process's registrations (a ConfigError names a missing one).
+
+    A config loaded from a saved run keeps kinds that are not registered here; training it, or
+    building its model or data, needs them registered again (the notebook cell that did it).
+    """
+    try:
+        return Config.from_dict(cfg.to_dict())
+    except ConfigError as err:
+        if "a registered" in err.allowed:
+            raise ConfigError(
+                err.field, err.value, err.allowed + "; the run was made with it: register it in this process first"
+            ) from None
+        raise
 
 
 def field_names() -> list[str]:
-    """Every dotted field name a Config has."""
+    """Every dotted field name a Config has, registered options included."""
     names = [f.name for f in fields(Config) if f.name not in SECTIONS]
     for key, cls in SECTIONS.items():
-        names += [f"{key}.{f.name}" for f in fields(cls)]
+        names += [f"{key}.{f.name}" for f in fields(cls) if f.name != "options"]
+    for key, reg in registry.SECTION_REGISTRIES.items():
+        for name in reg.names():
+            names += [f"{key}.{name}.{opt}" for opt in reg.get(name).options]
     return names
+
+
+def is_dynamic(name: str) -> bool:
+    """Whether dotted field `name` is a per-member number (changing it never recompiles)."""
+    if name in DYNAMIC_FIELDS:
+        return True
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "optim" and parts[1] in registry.TRANSFORMS:
+        entry = registry.TRANSFORMS.get(parts[1])
+        return parts[2] in entry.options and entry.is_dynamic(parts[2])
+    return False
+
+
+def dynamic_fields(cfg: Config) -> tuple[str, ...]:
+    """The dynamic fields of `cfg`: the built-in ones and the numeric options of its transforms."""
+    extra = []
+    for name in cfg.optim.chain:
+        entry = registry.TRANSFORMS.get(name, "optim.kind")
+        extra += [f"optim.{name}.{opt}" for opt in entry.options if entry.is_dynamic(opt)]
+    return DYNAMIC_FIELDS + tuple(extra)
 
 
 def apply_overrides(cfg: Config, dotted: Mapping[str, Any]) -> Config:
@@ -411,40 +617,46 @@ def apply_overrides(cfg: Config, dotted: Mapping[str, Any]) -> Config:
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
     for name, value in dotted.items():
+        if name in ("optim.perp_grad", "optim.perp_rescale"):
+            raise ConfigError(
+                name,
+                value,
+                "⊥Grad is the transform 'perp_grad': optim.transforms=['perp_grad'] (optim.perp_grad.rescale)",
+            )
         if name not in known:
             raise ConfigError(
                 name, value, "a config field such as " + ", ".join(known[:6]) + ", … (see grok.config.field_names())"
             )
-        section, _, leaf = name.rpartition(".")
         if isinstance(value, list):
             value = tuple(value)
-        if section:
-            sections.setdefault(section, {})[leaf] = value
+        parts = name.split(".")
+        if len(parts) == 3:
+            opts = sections.setdefault(parts[0], {}).setdefault("options", dict(getattr(cfg, parts[0]).options))
+            opts[f"{parts[1]}.{parts[2]}"] = value
+        elif len(parts) == 2:
+            sections.setdefault(parts[0], {})[parts[1]] = value
         else:
-            top[leaf] = value
+            top[name] = value
+    for values in sections.values():
+        if "options" in values:
+            values["options"] = tuple(values["options"].items())
     replaced = {k: dataclasses.replace(getattr(cfg, k), **v) for k, v in sections.items()}
     return dataclasses.replace(cfg, **replaced, **top)
-
-
-def config_from_mapping(data: Mapping[str, Any]) -> Config:
-    """A config file's contents: optional `preset`, then sections and dotted `set`."""
-    from grok.presets import preset
-
-    data = dict(data)
-    base = preset(data.pop("preset")) if "preset" in data else Config()
-    dotted = dict(data.pop("set", {}))
-    for key, value in data.items():
-        if key in SECTIONS and isinstance(value, Mapping):
-            for leaf, v in value.items():
-                dotted[f"{key}.{leaf}"] = v
-        else:
-            dotted[key] = value
-    return apply_overrides(base, dotted)
 
 
 # The static config keeps whether dropout is on (rate > 0) as this placeholder rate, so that
 # runs without dropout draw no random masks; the rate itself is per member.
 DROPOUT_ON = 0.5
+
+
+def dynamic_defaults(cfg: Config) -> dict[str, Any]:
+    """The default value of every dynamic field of `cfg` (what its static part holds)."""
+    defaults = Config()
+    out = {name: defaults.get(name) for name in DYNAMIC_FIELDS}
+    for name in dynamic_fields(cfg)[len(DYNAMIC_FIELDS) :]:
+        _, owner, opt = name.split(".")
+        out[name] = registry.TRANSFORMS.get(owner).options[opt]
+    return out
 
 
 def split_dynamic(cfg: Config) -> tuple[Config, dict[str, float]]:
@@ -453,18 +665,18 @@ def split_dynamic(cfg: Config) -> tuple[Config, dict[str, float]]:
     One exception: `model.dropout` stays in the static part as 0 (off) or `DROPOUT_ON`
     (on), so members with and without dropout form separate groups.
     """
-    defaults = Config()
-    dyn = {name: cfg.get(name) for name in DYNAMIC_FIELDS}
+    names = dynamic_fields(cfg)
+    dyn = {name: cfg.get(name) for name in names}
     if dyn["task.data_seed"] is None:
         dyn["task.data_seed"] = dyn["seed"]
-    reset = {name: defaults.get(name) for name in DYNAMIC_FIELDS} | {"description": ""}
+    reset = dynamic_defaults(cfg) | {"description": ""}
     reset["model.dropout"] = DROPOUT_ON if cfg.model.dropout > 0 else 0.0
     static = apply_overrides(cfg, reset)
     return static, dyn
 
 
 def dict_to_toml(data: Mapping[str, Any]) -> str:
-    """Write a two-level dict (top-level scalars, then tables) as TOML."""
+    """Write a two-level dict (top-level scalars, then tables; deeper tables inline) as TOML."""
 
     def fmt(v: Any) -> str:
         if isinstance(v, bool):
@@ -475,6 +687,8 @@ def dict_to_toml(data: Mapping[str, Any]) -> str:
             return json.dumps(v)
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(fmt(x) for x in v) + "]"
+        if isinstance(v, Mapping):  # a registered kind's options, as an inline table
+            return "{" + ", ".join(f"{kk} = {fmt(vv)}" for kk, vv in v.items()) + "}"
         raise TypeError(f"cannot write {v!r} as TOML")
 
     lines = [f"{k} = {fmt(v)}" for k, v in data.items() if not isinstance(v, Mapping) and v is not None]

@@ -31,11 +31,12 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import tasks
-from grok import losses
-from grok.config import DYNAMIC_FIELDS, Config, field_names, split_dynamic
+from grok import losses, registry
+from grok.config import Config, dynamic_defaults, field_names, split_dynamic
+from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
 from grok.models import build_model
 from grok.optim import optimizer_from_config
-from grok.probe_hooks import ProbeContext, interval_probes, ntk_is_slow, probe_context, slow_probes
+from grok.probing import init_probe_state, interval_probes, slow_chunk, slow_probes
 
 Array = jax.Array
 
@@ -62,21 +63,29 @@ class MemberState(NamedTuple):
     diverged: Array  # bool scalar
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
-    probe: ProbeContext  # reference quantities for probes (initial params, NTK at init, …)
+    probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
+
+
+def registration_tokens(cfg: Config) -> tuple[int, ...]:
+    """The registry tokens of everything `cfg` uses: compiled programs are cached on them, so a
+    re-registered probe, transform, task or model is used by the next run."""
+    return (
+        registry.TASKS.token(cfg.task.kind),
+        registry.MODELS.token(cfg.model.kind),
+        *(registry.TRANSFORMS.token(name) for name in cfg.optim.chain),
+        *(registry.PROBES.token(name) for name in cfg.train.probes),
+    )
 
 
 # --------------------------------------------------------------------------- model pieces
-def _graphdef(cfg: Config) -> nnx.GraphDef:
-    """The static model structure of a group (identical for every member)."""
-    spec = tasks.spec(cfg.task)
-
-    defaults = {name: Config().get(name) for name in DYNAMIC_FIELDS}
-    abstract = nnx.eval_shape(lambda: _build(cfg, spec, jax.random.key(0), defaults))
-    graphdef, _, _ = nnx.split(abstract, nnx.Param, ...)
-    return graphdef
+def build_data(cfg: Config, data_seed: Any, corrupt_fraction: Any) -> tasks.Dataset:
+    """A member's data from its registered task (`data_seed`, ξ may be traced)."""
+    build = registry.TASKS.get(cfg.task.kind, "task.kind").build
+    return build(cfg.task, jax.random.key(data_seed), corrupt_fraction, dtype_of(cfg.train.param_dtype))
 
 
-def _build(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]) -> nnx.Module:
+def build_member_model(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]) -> nnx.Module:
+    """The registered model of `cfg` with a member's dynamic numbers `dyn` (may be traced)."""
     k_params, k_dropout = jax.random.split(key)
     return build_model(
         cfg.model,
@@ -90,24 +99,16 @@ def _build(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]
     )
 
 
-class Forward(NamedTuple):
-    """Model application for one group: `apply(params, rest, x, train) -> (outputs, rest)`."""
-
-    graphdef: nnx.GraphDef
-
-    def apply(self, params, rest, x: Array, train: bool, output_scale: Array) -> tuple[Array, Any]:
-        model = nnx.merge(self.graphdef, params, rest, copy=True)
-        out = model(x, train=train)
-        _, _, new_rest = nnx.split(model, nnx.Param, ...)
-        return out * output_scale.astype(out.dtype), new_rest
+@functools.lru_cache(maxsize=64)
+def _abstract_model(cfg: Config, tokens: tuple[int, ...]) -> nnx.Module:
+    del tokens  # part of the cache key only
+    return nnx.eval_shape(lambda: build_member_model(cfg, cfg.spec, jax.random.key(0), dynamic_defaults(cfg)))
 
 
-def loss_terms(cfg: Config, spec: tasks.TaskSpec, outputs: Array, targets: Array, alpha: Array) -> Array:
-    """Per-example loss in the loss dtype; the α-net's loss is divided by α² [K]."""
-    per = losses.per_example_loss(cfg.loss.kind, outputs, targets, n_classes=spec.n_classes, dtype=cfg.loss.dtype)
-    if cfg.model.kind == "alpha_net":
-        per = per / jnp.square(alpha).astype(per.dtype)
-    return per
+def graphdef_of(cfg: Config) -> nnx.GraphDef:
+    """The static model structure of a group (identical for every member)."""
+    graphdef, _, _ = nnx.split(_abstract_model(cfg, registration_tokens(cfg)), nnx.Param, ...)
+    return graphdef
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -118,18 +119,8 @@ def _masked_mean(values: Array, mask: Array) -> Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
-def _tree_norm(tree) -> Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
-
-
-def metric_dtype(cfg: Config) -> jnp.dtype:
-    """Metrics are stored in float64 for float64 runs, else float32."""
-    return jnp.dtype(jnp.float64 if cfg.uses_float64 else jnp.float32)
-
-
 def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState, dyn: Mapping[str, Array]) -> dict:
-    """Metrics of DESIGN.md §8 at the current parameters (evaluation mode), on device."""
+    """The logged metrics at the current parameters (evaluation mode), on device, and the probes'."""
     data, scale, alpha = state.data, dyn["loss.logit_scale"], dyn["model.alpha"]
     out_train, _ = fwd.apply(state.params, state.rest, data.x_train, False, scale)
     out_test, _ = fwd.apply(state.params, state.rest, data.x_test, False, scale)
@@ -138,7 +129,7 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
     metrics = {
         "train_loss": jnp.mean(per_train.astype(metric_dtype(cfg))),
         "test_loss": jnp.mean(per_test.astype(metric_dtype(cfg))),
-        "weight_norm": _tree_norm(state.params),
+        "weight_norm": tree_norm(state.params),
         "diverged": state.diverged,
     }
     if spec.n_classes:
@@ -157,15 +148,8 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
         metrics |= dict.fromkeys(
             ("train_acc", "test_acc", "train_acc_clean", "train_acc_corrupted", "corrupted_true_acc"), nan
         )
-    ctx = (cfg, spec, fwd, state, dyn, out_train, per_train)
-    metrics |= interval_probes(*ctx)
-    return {k: _as_metric(cfg, v) for k, v in metrics.items()}
-
-
-def _as_metric(cfg: Config, value: Array) -> Array:
-    if value.dtype in (jnp.bool_, jnp.int32):
-        return value
-    return value.astype(metric_dtype(cfg))
+    metrics = {k: as_metric(cfg, v) for k, v in metrics.items()}
+    return metrics | interval_probes(cfg, spec, fwd, state, dyn, out_train, per_train)
 
 
 # --------------------------------------------------------------------------- one member
@@ -173,13 +157,8 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
     _TRACES["init"] += 1
     key = jax.random.key(dyn["seed"])
     key, k_model = jax.random.split(key)
-    data = tasks.build(
-        cfg.task,
-        jax.random.key(dyn["task.data_seed"]),
-        dyn["task.corrupt_fraction"],
-        dtype=dtype_of(cfg.train.param_dtype),
-    )
-    model = _build(cfg, spec, k_model, dyn)
+    data = build_data(cfg, dyn["task.data_seed"], dyn["task.corrupt_fraction"])
+    model = build_member_model(cfg, spec, k_model, dyn)
     _, params, rest = nnx.split(model, nnx.Param, ...)
     opt_state = optimizer_from_config(cfg.optim, dyn).init(params)
     state = MemberState(
@@ -191,8 +170,9 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         diverged=jnp.zeros((), jnp.bool_),
         diverged_step=jnp.full((), -1, jnp.int32),
         step=jnp.zeros((), jnp.int32),
-        probe=probe_context(cfg, spec, fwd, data, params, rest, dyn),
+        probe={"params0": None, "refs": {}},
     )
+    state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
     metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
     return state, metrics
 
@@ -253,12 +233,51 @@ def _run_chunk(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, n_intervals: int
     return state, metrics, slow_probes(cfg, spec, fwd, state, dyn)
 
 
+class MemberProgram(NamedTuple):
+    """One member's training pieces for a static config, pure and unbatched: compose them with
+    `jax.jit`/`jax.vmap` as you like (benchmarks and tools do; `run_group` is the usual way).
+
+    `dyn` is a member's dynamic numbers by dotted name (`stack_dynamic` gives them stacked).
+    """
+
+    config: Config
+    spec: tasks.TaskSpec
+    fwd: Forward
+
+    def init(self, dyn: Mapping[str, Array]) -> tuple[MemberState, dict]:
+        """Data, model, optimizer state and probe references; metrics at step 0."""
+        return _init_member(self.config, self.spec, self.fwd, dyn)
+
+    def step(self, state: MemberState, dyn: Mapping[str, Array]) -> MemberState:
+        """One optimizer step (a diverged member stays frozen)."""
+        return _train_step(self.config, self.spec, self.fwd, optimizer_from_config(self.config.optim, dyn), state, dyn)
+
+    def evaluate(self, state: MemberState, dyn: Mapping[str, Array]) -> dict:
+        """The metrics and every-interval probes at the current state."""
+        return evaluate(self.config, self.spec, self.fwd, state, dyn)
+
+    def train_interval(self, state: MemberState, dyn: Mapping[str, Array]) -> MemberState:
+        """`train.log_every` optimizer steps as one `lax.scan`."""
+        tx = optimizer_from_config(self.config.optim, dyn)
+
+        def one(s, _):
+            return _train_step(self.config, self.spec, self.fwd, tx, s, dyn), None
+
+        return jax.lax.scan(one, state, None, length=self.config.train.log_every)[0]
+
+
+def member_program(static_cfg: Config) -> MemberProgram:
+    """The `MemberProgram` of a static config (as `stack_dynamic` returns it)."""
+    return MemberProgram(static_cfg, static_cfg.spec, Forward(graphdef_of(static_cfg)))
+
+
 # --------------------------------------------------------------------------- a group
 def chunk_intervals(cfg: Config) -> int:
-    """Log intervals per compiled chunk: the NTK interval if it has one, else ≈1/20 of the run."""
+    """Log intervals per compiled chunk: the slow probes' interval if any (the NTK's), else ≈1/20 of the run."""
     total = cfg.train.steps // cfg.train.log_every
-    if ntk_is_slow(cfg):
-        return cfg.train.ntk_every // cfg.train.log_every
+    slow = slow_chunk(cfg)
+    if slow is not None:
+        return slow
     target = max(1, math.ceil(total / 20))
     divisors = [d for d in range(1, total + 1) if total % d == 0]
     return min(divisors, key=lambda d: (abs(d - target), d))
@@ -291,19 +310,16 @@ def member_block(static_cfg: Config, n_local: int) -> int | None:
 _CPU_BLOCK_BYTES = 2 << 20
 
 
-@functools.lru_cache(maxsize=64)
 def param_bytes(cfg: Config) -> int:
     """Bytes of one member's trainable parameters (from the abstract model; nothing is allocated)."""
-    spec = tasks.spec(cfg.task)
-    defaults = {name: Config().get(name) for name in DYNAMIC_FIELDS}
-    abstract = nnx.eval_shape(lambda: _build(cfg, spec, jax.random.key(0), defaults))
+    abstract = _abstract_model(cfg, registration_tokens(cfg))
     leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
     return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
 
 
 def member_working_set(cfg: Config) -> int:
     """Rough bytes one member touches per step: parameters ×4 (weights, gradients, two moments) + activations."""
-    spec = tasks.spec(cfg.task)
+    spec = cfg.spec
     m = cfg.model
     if m.kind == "transformer":
         per_row = 3 * (4 * m.d_model + m.d_mlp)  # three tokens: q, k, v, residual and the MLP
@@ -316,14 +332,18 @@ def member_working_set(cfg: Config) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _programs(static_cfg: Config, n_chunk: int, sharding: NamedSharding | None, block: int | None):
+def _programs(
+    static_cfg: Config, tokens: tuple[int, ...], n_chunk: int, sharding: NamedSharding | None, block: int | None
+):
     """The compiled init and chunk programs of one static group (cached by the static config).
 
     `chunk` trains each device's members `block` at a time (`lax.map` over vmapped blocks)
     or all at once (`block` None); with a sharding, every device runs that on its own members.
+    `tokens` (`registration_tokens`) key the cache on the registrations the config uses.
     """
-    spec = tasks.spec(static_cfg.task)
-    fwd = Forward(_graphdef(static_cfg))
+    del tokens
+    spec = static_cfg.spec
+    fwd = Forward(graphdef_of(static_cfg))
     init_local = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
     one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk)
     if block is None:
@@ -414,7 +434,7 @@ def run_group(
     sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
     n_chunk = chunk_intervals(static)
     n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
-    init, chunk = _programs(static, n_chunk, sharding, member_block(static, n_local))
+    init, chunk = _programs(static, registration_tokens(static), n_chunk, sharding, member_block(static, n_local))
     dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)

@@ -18,7 +18,7 @@ LOSS_KINDS = ("softmax_ce", "stablemax_ce", "mse_onehot", "mse")
 LOSS_DTYPES = {"float16": jnp.float16, "float32": jnp.float32, "float64": jnp.float64}
 
 
-def _s(x: Array) -> Array:
+def stablemax_terms(x: Array) -> Array:
     """s(x) = x + 1 (x ≥ 0), 1/(1 − x) (x < 0) [P, eq. StableMax].
 
     Two-`where` form: each branch only sees inputs from its own side, so the unused branch
@@ -43,7 +43,7 @@ def stablemax(x: Array, axis: int = -1) -> Array:
 
     The sum is taken of s/max(s) (max(s) > 0 always), so it cannot overflow, even in float16.
     """
-    s = _s(x)
+    s = stablemax_terms(x)
     m = jax.lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
     r = s / m
     return r / jnp.sum(r, axis=axis, keepdims=True)
@@ -57,7 +57,7 @@ def log_stablemax(x: Array, axis: int = -1) -> Array:
     not depend on M), so nothing overflows and the arg-max term gives exactly 1 — a
     sample whose other terms are negligible has loss exactly 0 (the "zero terms" of [P]).
     """
-    s, log_s = _s(x), _log_s(x)
+    s, log_s = stablemax_terms(x), _log_s(x)
     m = jax.lax.stop_gradient(jnp.max(s, axis=axis, keepdims=True))
     log_m = jax.lax.stop_gradient(jnp.max(log_s, axis=axis, keepdims=True))
     log_sum = log_m + jnp.log(jnp.sum(s / m, axis=axis, keepdims=True))

@@ -6,9 +6,12 @@ minute on two CPU cores; they are what the tests, the demo and the notebooks use
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
-from grok.config import Config, LossConfig, ModelConfig, OptimConfig, TaskConfig, TrainConfig
+from grok.config import SECTIONS, Config, LossConfig, ModelConfig, OptimConfig, TaskConfig, TrainConfig, apply_overrides
 from grok.errors import ConfigError
 
 
@@ -62,7 +65,7 @@ def _kumar(n_train: int, epsilon: float, lr_per_width: float, steps: int, width:
     )
 
 
-_PERP = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, perp_grad=True)
+_PERP = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, transforms=("perp_grad",))
 _STABLE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-25, weight_decay=0.0)
 _COLLAPSE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.99, eps=1e-25, weight_decay=0.0)
 
@@ -143,3 +146,27 @@ def preset(name: str) -> Config:
 def presets() -> dict[str, str]:
     """Preset names → one-line descriptions."""
     return {name: desc for name, (desc, _) in _PRESETS.items()}
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """A config file's contents: optional `preset`, then sections and dotted `set`."""
+    data = dict(data)
+    base = preset(data.pop("preset")) if "preset" in data else Config()
+    dotted = dict(data.pop("set", {}))
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, Mapping):
+            for leaf, v in value.items():
+                if isinstance(v, Mapping):  # a registered kind's options: [optim.grokfast]
+                    dotted |= {f"{key}.{leaf}.{opt}": vv for opt, vv in v.items()}
+                else:
+                    dotted[f"{key}.{leaf}"] = v
+        else:
+            dotted[key] = value
+    return apply_overrides(base, dotted)
+
+
+def config_from_toml(path: str | Path) -> Config:
+    """Read a TOML config file: optional `preset = NAME`, then sections overriding it."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    return config_from_mapping(data)

@@ -1,4 +1,4 @@
-"""`grok.train` and the `Run` it returns (DESIGN.md §8)."""
+"""`grok.train` and the `Run` it returns (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from flax import nnx
 
 import tasks
 from grok import engine, store
-from grok.config import Config, split_dynamic
+from grok.config import Config, check_registered, lenient, split_dynamic
 
 
 def flatten_state(state: Any) -> dict[str, np.ndarray]:
@@ -85,8 +85,9 @@ class Run:
         return np.asarray(self.status.get("diverged", [False] * self.n_members), bool)
 
     def member_config(self, i: int) -> Config:
-        """The full config of member `i`."""
-        return self.config.override(**self.members[i])
+        """The full config of member `i` (kinds not registered in this process are kept as names)."""
+        with lenient():
+            return self.config.override(**self.members[i])
 
     def final(self, metric: str) -> np.ndarray:
         """A metric at the last logged interval, one value per member."""
@@ -94,22 +95,17 @@ class Run:
 
     def dataset(self, i: int = 0) -> tasks.Dataset:
         """Member `i`'s data, rebuilt from its seeds (identical to what it was trained on)."""
-        cfg = self.member_config(i)
+        cfg = check_registered(self.member_config(i))
         engine.ensure_precision(cfg)
         _, dyn = split_dynamic(cfg)
-        return tasks.build(
-            cfg.task,
-            jax.random.key(dyn["task.data_seed"]),
-            dyn["task.corrupt_fraction"],
-            dtype=jnp.dtype(cfg.train.param_dtype),
-        )
+        return engine.build_data(cfg, dyn["task.data_seed"], dyn["task.corrupt_fraction"])
 
     def model(self, i: int = 0) -> nnx.Module:
         """Member `i`'s network with its final trained state."""
-        cfg = self.member_config(i)
+        cfg = check_registered(self.member_config(i))
         engine.ensure_precision(cfg)
         _, dyn = split_dynamic(cfg)
-        model = engine._build(cfg, tasks.spec(cfg.task), jax.random.key(dyn["seed"]), dyn)
+        model = engine.build_member_model(cfg, cfg.spec, jax.random.key(dyn["seed"]), dyn)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         saved = {name: arr[i] for name, arr in self.state.items()}
         params = unflatten_into(params, _with_prefix(saved, "params/"), require_all=True)
@@ -146,7 +142,7 @@ def load_run(path: str | Path) -> Run:
     path = store.check_run_dir(path)
     meta = store.read_json(path / "config.json")
     return Run(
-        config=Config.from_dict(meta["config"]),
+        config=Config.from_dict(meta["config"], strict=False),
         members=meta["members"],
         history=store.read_npz(path / "history.npz"),
         state=store.read_npz(path / "params.npz"),

@@ -64,9 +64,10 @@ from typing import Any
 import numpy as np
 
 from grok import engine, store
-from grok.config import DYNAMIC_FIELDS, SECTIONS, Config, config_from_mapping, field_names
+from grok.config import DYNAMIC_FIELDS, SECTIONS, Config, field_names
 from grok.errors import ConfigError
 from grok.phases import classify_phase, grokking_delay, regression_grokking_delay
+from grok.presets import config_from_mapping
 from grok.run import Run, flatten_state, load_run
 from grok.store import RunDirError
 
@@ -428,7 +429,6 @@ def _inert_reason(cfg: Config, name: str) -> str | None:
         (o != "sgd", ("optim.momentum", "optim.nesterov"), f"for optim.kind={o!r}"),
         (o == "sgd", ("optim.b1", "optim.b2", "optim.eps"), "for optim.kind='sgd'"),
         (o == "adam", ("optim.weight_decay",), "for optim.kind='adam' (use adamw)"),
-        (not cfg.optim.perp_grad, ("optim.perp_rescale",), "unless optim.perp_grad"),
         ("ntk" not in cfg.train.probes, ("train.ntk_every", "train.ntk_subset"), "without the ntk probe"),
         ("neurons" not in cfg.train.probes, ("train.ipr_histogram_bins",), "without the neurons probe"),
     ]
@@ -446,9 +446,7 @@ def estimate_member_bytes(cfg: Config) -> int:
     of a training step and of an evaluation pass, the logged history, and the NTK Jacobians
     when that probe is on. Used to refuse sweeps that cannot fit before anything compiles.
     """
-    import tasks
-
-    spec = tasks.spec(cfg.task)
+    spec = cfg.spec
     item = np.dtype(cfg.train.param_dtype).itemsize
     loss_item = max(item, np.dtype(cfg.loss.dtype).itemsize)
     params = engine.param_bytes(cfg)

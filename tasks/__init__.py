@@ -1,15 +1,16 @@
 """Task data: modular arithmetic with label corruption [D], polynomial regression [K],
-sparse parity [P] (DESIGN.md §2).
+sparse parity [P] (docs/formulas.md §2).
 
-`spec(task_cfg)` gives static sizes; `build(task_cfg, key, corrupt_fraction, dtype)` gives a
-`Dataset` pytree and is jittable (config static) and vmappable over `key` and ξ.
+Pure JAX, no grok import: each task has a `*_spec(task_cfg)` giving static sizes and a
+`build_*(task_cfg, key, corrupt_fraction, dtype)` giving a `Dataset` pytree (jittable with the
+config static, vmappable over `key` and ξ). grok registers them as task kinds
+(`grok.task_kinds`) and finds them by `task.kind`.
 """
 
-from grok.config import MODULAR_OPS
-from tasks.dataset import COUNT_TOLERANCE, Dataset, TaskSpec, build, corrupt_labels, n_corrupted, spec, subkeys
-from tasks.modular import all_pairs, build_modular, inverse_table, modular_label
-from tasks.parity import build_parity, parity_label, unique_bit_rows
-from tasks.polynomial import build_polynomial, hermite_e, polynomial_target, project
+from tasks.dataset import COUNT_TOLERANCE, Dataset, TaskSpec, corrupt_labels, dataset_from_split, n_corrupted, subkeys
+from tasks.modular import MODULAR_OPS, all_pairs, build_modular, inverse_table, modular_label, modular_spec
+from tasks.parity import build_parity, parity_label, parity_spec, unique_bit_rows
+from tasks.polynomial import build_polynomial, hermite_e, polynomial_spec, polynomial_target, project
 
 __all__ = [
     "COUNT_TOLERANCE",
@@ -17,19 +18,21 @@ __all__ = [
     "Dataset",
     "TaskSpec",
     "all_pairs",
-    "build",
     "build_modular",
     "build_parity",
     "build_polynomial",
     "corrupt_labels",
+    "dataset_from_split",
     "hermite_e",
     "inverse_table",
     "modular_label",
+    "modular_spec",
     "n_corrupted",
     "parity_label",
+    "parity_spec",
+    "polynomial_spec",
     "polynomial_target",
     "project",
-    "spec",
     "subkeys",
     "unique_bit_rows",
 ]

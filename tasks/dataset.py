@@ -1,20 +1,16 @@
 """Task data as pytrees: static facts (`TaskSpec`), arrays (`Dataset`), label corruption [D].
 
-`spec(task_cfg)` needs no arrays. `build(task_cfg, key, corrupt_fraction)` is pure: jit it
-with the config static and vmap it over `key` and `corrupt_fraction` (ξ), e.g.
-`jax.jit(jax.vmap(functools.partial(build, cfg)))(keys, xis)`.
+Each task module gives a `spec` function (static sizes, no arrays) and a pure `build` function:
+jit it with the config static and vmap it over `key` and `corrupt_fraction` (ξ). grok finds
+them by `task.kind` in its task registry.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
-from grok.config import TaskConfig
-from grok.errors import ConfigError
 
 # A product ξ·n_train that lies this close below an integer counts as that integer:
 # float32 cannot tell 0.57·100 from 56.99999… (relative error of ξ·n in float32 ≤ 1.2e-7).
@@ -22,9 +18,9 @@ COUNT_TOLERANCE = 1e-6
 
 
 class TaskSpec(NamedTuple):
-    """Static facts about a task, computed from `TaskConfig` alone (DESIGN.md §2)."""
+    """Static facts about a task, computed from its config alone (docs/formulas.md §2)."""
 
-    kind: str  # "modular" | "polynomial" | "parity"
+    kind: str  # the registered task kind
     n_classes: int  # p for modular, 2 for parity, 0 for regression
     n_tokens: int  # p for modular (inputs are token pairs), 0 otherwise
     input_dim: int  # 2 tokens (a, b) for modular; D for polynomial; k + noise bits for parity
@@ -49,27 +45,6 @@ class Dataset(NamedTuple):
     x_all: jax.Array  # modular: every pair, a-major, true labels; otherwise the test set
     y_all: jax.Array
     beta: jax.Array  # polynomial: teacher vector [D]; otherwise zeros [1]
-
-
-def spec(task: TaskConfig) -> TaskSpec:
-    """Static shapes and sizes of `task` (the same floors as `grok.config.Config.n_train`)."""
-    if task.kind == "modular":
-        n_all = task.n_pairs
-        n_train = math.floor(task.train_fraction * n_all)
-        return TaskSpec("modular", task.p, task.p, 2, n_train, n_all - n_train, n_all)
-    if task.kind == "polynomial":
-        return TaskSpec("polynomial", 0, 0, task.dim, task.n_train, task.n_test, task.n_test)
-    if task.kind == "parity":
-        n_train = math.floor(task.train_fraction * task.parity_samples)
-        n_test = task.parity_samples - n_train
-        if n_train < 1 or n_test < 1:
-            raise ConfigError(
-                "task.train_fraction",
-                task.train_fraction,
-                f"a fraction leaving at least one train and one test sample of {task.parity_samples}",
-            )
-        return TaskSpec("parity", 2, 0, task.parity_k + task.parity_noise, n_train, n_test, n_test)
-    raise ConfigError("task.kind", task.kind, "one of modular, polynomial, parity")
 
 
 def subkeys(key: jax.Array, n: int) -> jax.Array:
@@ -112,25 +87,17 @@ def corrupt_labels(
     return jnp.where(corrupted, noise, y), corrupted
 
 
-def build(
-    task: TaskConfig,
-    key: jax.Array,
-    corrupt_fraction: jax.Array | float = 0.0,
-    dtype: Any = jnp.float32,
-) -> Dataset:
-    """Build the task's arrays (dispatch on `task.kind`); `dtype` is for float inputs/targets.
-
-    ξ corrupts train labels of the classification tasks (modular [D]; parity the same way,
-    with 2 classes); regression ignores it.
-    """
-    from tasks.modular import build_modular
-    from tasks.parity import build_parity
-    from tasks.polynomial import build_polynomial
-
-    if task.kind == "modular":
-        return build_modular(task, key, corrupt_fraction, dtype)
-    if task.kind == "polynomial":
-        return build_polynomial(task, key, corrupt_fraction, dtype)
-    if task.kind == "parity":
-        return build_parity(task, key, corrupt_fraction, dtype)
-    raise ConfigError("task.kind", task.kind, "one of modular, polynomial, parity")
+def dataset_from_split(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> Dataset:
+    """A `Dataset` of a task without label noise or a separate full set: `x_all` is the test set,
+    `y_train_true` is `y_train`, nothing is corrupted, `beta` is zeros [1]."""
+    return Dataset(
+        x_train=x_train,
+        y_train=y_train,
+        y_train_true=y_train,
+        corrupted=jnp.zeros((x_train.shape[0],), bool),
+        x_test=x_test,
+        y_test=y_test,
+        x_all=x_test,
+        y_all=y_test,
+        beta=jnp.zeros((1,), jnp.float32),
+    )

@@ -13,8 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grok.config import MODULAR_OPS, TaskConfig
-from tasks.dataset import Dataset, corrupt_labels, spec, subkeys
+from tasks.dataset import Dataset, TaskSpec, corrupt_labels, subkeys
+
+MODULAR_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")
 
 # Largest p for which every intermediate (< p²) fits in int32.
 MAX_INT32_P = math.isqrt(2**31 - 1)
@@ -70,8 +71,15 @@ def all_pairs(p: int, op: str) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([a, b], axis=1).astype(np.int32), np.asarray(y, dtype=np.int32)
 
 
+def modular_spec(task: Any) -> TaskSpec:
+    """Static sizes: p classes, token pairs, ⌊f·N⌋ train pairs of N = p² (p(p − 1) for div)."""
+    n_all = task.p * (task.p - 1) if task.op == "div" else task.p * task.p
+    n_train = math.floor(task.train_fraction * n_all)
+    return TaskSpec("modular", task.p, task.p, 2, n_train, n_all - n_train, n_all)
+
+
 def build_modular(
-    task: TaskConfig,
+    task: Any,
     key: jax.Array,
     corrupt_fraction: jax.Array | float = 0.0,
     dtype: Any = jnp.float32,
@@ -82,7 +90,7 @@ def build_modular(
     get a uniform random label among p (subkey `fold_in(key, 2)`). `dtype` is unused (inputs
     are int32 tokens; `beta` is zeros [1] of it).
     """
-    s = spec(task)
+    s = modular_spec(task)
     x_all_np, y_all_np = all_pairs(task.p, task.op)
     x_all, y_all = jnp.asarray(x_all_np), jnp.asarray(y_all_np)
     split_key, order_key, label_key = subkeys(key, 3)

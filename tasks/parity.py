@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grok.config import TaskConfig
-from tasks.dataset import Dataset, corrupt_labels, spec, subkeys
+from tasks.dataset import Dataset, TaskSpec, corrupt_labels, subkeys
 
 # Up to 2**PERMUTE_MAX_BITS possible rows, sample them as a prefix of a permutation of all.
 PERMUTE_MAX_BITS = 20
@@ -76,8 +75,15 @@ def parity_label(bits: jax.Array, k: int) -> jax.Array:
     return (jnp.sum(bits[:, :k], axis=1) % 2).astype(jnp.int32)
 
 
+def parity_spec(task: Any) -> TaskSpec:
+    """Static sizes: 2 classes, k + noise bits, ⌊f·S⌋ of the S samples for training."""
+    n_train = math.floor(task.train_fraction * task.parity_samples)
+    n_test = task.parity_samples - n_train
+    return TaskSpec("parity", 2, 0, task.parity_k + task.parity_noise, n_train, n_test, n_test)
+
+
 def build_parity(
-    task: TaskConfig,
+    task: Any,
     key: jax.Array,
     corrupt_fraction: jax.Array | float = 0.0,
     dtype: Any = jnp.float32,
@@ -88,7 +94,7 @@ def build_parity(
     ξ corrupts train labels as for the modular task [D], with 2 classes (order `fold_in(key, 2)`,
     labels `fold_in(key, 3)`). `x_all`/`y_all` are the test set.
     """
-    s = spec(task)
+    s = parity_spec(task)
     sample_key, split_key, order_key, label_key = subkeys(key, 4)
     bits = unique_bit_rows(sample_key, s.input_dim, task.parity_samples)
     x = (1 - 2 * bits).astype(dtype)

@@ -11,8 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from grok.config import TaskConfig
-from tasks.dataset import Dataset, spec, subkeys
+from tasks.dataset import Dataset, TaskSpec, subkeys
 
 
 def hermite_e(z: jax.Array, degree: int) -> jax.Array:
@@ -41,8 +40,13 @@ def project(x: jax.Array, beta: jax.Array) -> jax.Array:
     return z / jnp.sqrt(jnp.asarray(d, x.dtype))
 
 
+def polynomial_spec(task: Any) -> TaskSpec:
+    """Static sizes: regression (0 classes), D-dimensional inputs, P train and `n_test` test points."""
+    return TaskSpec("polynomial", 0, 0, task.dim, task.n_train, task.n_test, task.n_test)
+
+
 def build_polynomial(
-    task: TaskConfig,
+    task: Any,
     key: jax.Array,
     corrupt_fraction: jax.Array | float = 0.0,
     dtype: Any = jnp.float32,
@@ -53,7 +57,7 @@ def build_polynomial(
     and `y_train_true` is `y_train`. `x_all`/`y_all` are the test set.
     """
     del corrupt_fraction
-    s = spec(task)
+    s = polynomial_spec(task)
     dtype = jnp.dtype(dtype)
     train_key, test_key, beta_key = subkeys(key, 3)
     x_train = jax.random.normal(train_key, (s.n_train, task.dim), dtype)

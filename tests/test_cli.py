@@ -22,13 +22,13 @@ SMALL = [
 
 def test_parse_sets_reads_json_values_and_plain_strings():
     got = parse_sets(
-        ["optim.lr=5e-3", "model.widths=[8, 8]", "task.op=mul", "optim.perp_grad=true", "task.data_seed=null"]
+        ["optim.lr=5e-3", "model.widths=[8, 8]", "task.op=mul", 'optim.transforms=["perp_grad"]', "task.data_seed=null"]
     )
     assert got == {
         "optim.lr": 5e-3,
         "model.widths": [8, 8],
         "task.op": "mul",
-        "optim.perp_grad": True,
+        "optim.transforms": ("perp_grad",),
         "task.data_seed": None,
     }
 
@@ -115,4 +115,4 @@ def test_quick_demo_writes_figure_and_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "StableMax CE (float64), AdamW" in out and "step@90% test" in out
     assert (tmp_path / "demo.png").stat().st_size > 10_000
-    assert grok.load_run(tmp_path / "run2").config.optim.perp_grad
+    assert grok.load_run(tmp_path / "run2").config.optim.transforms == ("perp_grad",)

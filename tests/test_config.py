@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import grok
-from grok.config import DYNAMIC_FIELDS, Config, config_from_mapping, split_dynamic
+from grok.config import DYNAMIC_FIELDS, Config, split_dynamic
+from grok.presets import config_from_mapping, config_from_toml
 
 
 @pytest.mark.parametrize(
@@ -62,13 +63,13 @@ def test_every_preset_round_trips_json_and_toml(name, tmp_path):
     assert Config.from_json(cfg.to_json()) == cfg
     path = tmp_path / "c.toml"
     path.write_text(cfg.to_toml())
-    assert Config.from_toml(path) == cfg
+    assert config_from_toml(path) == cfg
 
 
 def test_toml_with_preset_and_tables(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('preset = "doshi-coexistence"\nseed = 4\n[optim]\nweight_decay = 5.0\n[set]\n"task.p" = 23\n')
-    cfg = Config.from_toml(path)
+    cfg = config_from_toml(path)
     assert (cfg.seed, cfg.optim.weight_decay, cfg.task.p, cfg.model.kind) == (4, 5.0, 23, "quadratic_mlp")
 
 

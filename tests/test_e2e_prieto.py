@@ -22,7 +22,7 @@ def runs():
     # the paper's setting at add mod 53, where plain AdamW stalls for the whole run
     base = grok.preset("prieto-perpgrad").override(**{"task.p": 53, "train.steps": STEPS, "train.log_every": 10})
     perp = grok.train(base, seeds=(0, 1), progress=False)
-    plain = grok.train(base.override(**{"optim.perp_grad": False}), seeds=(0, 1), progress=False)
+    plain = grok.train(base.override(**{"optim.transforms": []}), seeds=(0, 1), progress=False)
     return perp, plain
 
 

@@ -76,7 +76,7 @@ def test_bad_input_raises_before_anything_compiles():
 
 
 def test_a_diverging_member_is_flagged_and_frozen_others_unaffected():
-    cfg = tiny(**{"optim.kind": "sgd", "optim.perp_grad": False, "loss.kind": "mse_onehot"})
+    cfg = tiny(**{"optim.kind": "sgd", "optim.transforms": [], "loss.kind": "mse_onehot"})
     pair = grok.train_members(cfg, [{"optim.lr": 0.1}, {"optim.lr": 1e10}], progress=False)
     alone = grok.train_members(cfg, [{"optim.lr": 0.1}, {"optim.lr": 0.1}], progress=False)
     assert pair.diverged.tolist() == [False, True]

@@ -16,7 +16,6 @@ from flax import nnx
 from helpers import assert_png, run_command
 
 import grok
-import tasks
 from grok import losses
 from grok.models import analytic_solution, apply_neuron_mask, build_model
 from grok.phases import classify_phase
@@ -233,9 +232,7 @@ def test_relu_mlp_first_layer_neurons(tmp_path):
     cfg = grok.Config().override(
         **{"task.p": 13, "task.corrupt_fraction": 0.2, "model.kind": "mlp", "model.widths": [24, 16]}
     )
-    model = build_model(
-        cfg.model, tasks.spec(cfg.task), rngs=nnx.Rngs(0), init_scale=1.0, dropout=0.0, alpha=1.0, epsilon=0.0
-    )
+    model = build_model(cfg.model, cfg.spec, rngs=nnx.Rngs(0), init_scale=1.0, dropout=0.0, alpha=1.0, epsilon=0.0)
     run = model_run(cfg, model)
     res = prune(run, "low", fractions=[0.0, 0.5, 1.0])
     assert res.n_neurons == 24 and res.n_pruned.tolist() == [0, 12, 24]

@@ -21,8 +21,19 @@ from numpy.polynomial import hermite_e as npherm
 import tasks
 from grok.config import Config, LossConfig, TaskConfig
 from grok.errors import ConfigError
+from grok.registry import TASKS
 
-build = jax.jit(tasks.build, static_argnums=(0, 3))
+
+def _build(task, key, corrupt_fraction=0.0, dtype=jnp.float32):
+    """The registered task's data (what the engine calls)."""
+    return TASKS.get(task.kind).build(task, key, corrupt_fraction, dtype)
+
+
+def _spec(task):
+    return TASKS.get(task.kind).spec(task)
+
+
+build = jax.jit(_build, static_argnums=(0, 3))
 
 ADD11 = TaskConfig(p=11, op="add", train_fraction=0.5)  # 121 pairs, 60 train
 DIV7 = TaskConfig(p=7, op="div", train_fraction=0.6)  # 42 pairs, 25 train
@@ -103,12 +114,12 @@ def test_spec_sizes_match_config() -> None:
         (PARITY_DEFAULT, Config(task=PARITY_DEFAULT), (2, 0, 43, 1000, 1000, 1000)),
     ]
     for task, cfg, sizes in cases:
-        s = tasks.spec(task)
+        s = _spec(task)
         assert s.kind == task.kind
         assert (s.n_classes, s.n_tokens, s.input_dim, s.n_train, s.n_test, s.n_all) == sizes
         assert s.n_train == cfg.n_train
     with pytest.raises(ConfigError, match="task.train_fraction"):
-        tasks.spec(TaskConfig(kind="parity", train_fraction=1.0))
+        _spec(TaskConfig(kind="parity", train_fraction=1.0))
 
 
 # ------------------------------------------------------------------------- the split
@@ -116,7 +127,7 @@ def test_spec_sizes_match_config() -> None:
 
 @pytest.mark.parametrize("task", [ADD11, DIV7], ids=["add11", "div7"])
 def test_split_partitions_all_pairs(task: TaskConfig) -> None:
-    s = tasks.spec(task)
+    s = _spec(task)
     d = build(task, key(0), 0.0, jnp.float32)
     assert d.x_train.shape == (s.n_train, 2) and d.x_test.shape == (s.n_test, 2)
     assert d.x_all.shape == (s.n_all, 2) and d.x_train.dtype == jnp.int32
@@ -139,7 +150,7 @@ def test_split_partitions_all_pairs(task: TaskConfig) -> None:
 
 def check_corruption(d: tasks.Dataset, task: TaskConfig, xi: Fraction) -> None:
     """The invariants of [D] label noise for one built dataset."""
-    s = tasks.spec(task)
+    s = _spec(task)
     corrupted = np.asarray(d.corrupted)
     y, y_true = np.asarray(d.y_train), np.asarray(d.y_train_true)
     assert corrupted.dtype == bool and corrupted.shape == (s.n_train,)
@@ -219,8 +230,8 @@ def test_corruption_count_property(task: TaskConfig, permille: int, seed: int) -
 def test_vmap_over_keys_and_xi_equals_single_calls() -> None:
     keys = jax.random.split(key(7), 3)
     xis = jnp.asarray([0.0, 0.35, 1.0], jnp.float32)
-    batched = jax.jit(jax.vmap(functools.partial(tasks.build, ADD11)))(keys, xis)
-    s = tasks.spec(ADD11)
+    batched = jax.jit(jax.vmap(functools.partial(_build, ADD11)))(keys, xis)
+    s = _spec(ADD11)
     assert batched.x_train.shape == (3, s.n_train, 2) and batched.x_all.shape == (3, s.n_all, 2)
     assert np.asarray(batched.corrupted).sum(axis=1).tolist() == [0, math.floor(0.35 * 60), 60]
     for i in range(3):
@@ -272,7 +283,7 @@ def test_hermite_e_matches_numpy(degree: int) -> None:
 
 def test_parity_labels_and_unique_samples() -> None:
     task = PARITY_DEFAULT
-    s = tasks.spec(task)
+    s = _spec(task)
     d = build(task, key(2), 0.0, jnp.float32)
     n_bits = task.parity_k + task.parity_noise
     assert d.x_train.shape == (s.n_train, n_bits) and d.x_test.shape == (s.n_test, n_bits)

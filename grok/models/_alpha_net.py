@@ -8,7 +8,9 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
+from grok.errors import ConfigError
 from grok.models._common import Array, DType, Hyper, InitParam, UniformBank, hyper_dtype
+from grok.registry import register_model
 
 
 class AlphaNet(nnx.Module):
@@ -81,3 +83,39 @@ class AlphaNet(nnx.Module):
             a0 = self.a0[...]
             out = out + self._readout(h0 + (eps / 2) * jnp.square(h0), a - a0)
         return out
+
+
+def _check_alpha_net(cfg: Any) -> None:
+    spec = cfg.spec
+    if spec.n_tokens or spec.n_classes:
+        raise ConfigError(
+            "model.kind", "alpha_net", f"a regression task with dense inputs, not task.kind={cfg.task.kind!r}"
+        )
+    if len(cfg.model.widths) != 1:
+        raise ConfigError("model.widths", cfg.model.widths, "exactly one width N for the α-net")
+
+
+def _build_alpha_net(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype) -> AlphaNet:
+    del dropout
+    if spec.n_tokens:
+        raise ValueError("model.kind='alpha_net' needs dense inputs (the polynomial task), not token pairs")
+    return AlphaNet(
+        input_dim=int(spec.input_dim),
+        width=model_cfg.widths[0],
+        train_readout=model_cfg.train_readout,
+        centered=model_cfg.centered,
+        init_scale=init_scale,
+        alpha=alpha,
+        epsilon=epsilon,
+        param_dtype=param_dtype,
+        rngs=rngs,
+    )
+
+
+register_model(
+    "alpha_net",
+    build=_build_alpha_net,
+    fields=("widths", "init", "init_scale", "alpha", "epsilon", "train_readout", "centered"),
+    check=_check_alpha_net,
+    loss_over_alpha2=True,
+)

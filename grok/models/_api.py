@@ -1,4 +1,4 @@
-"""Model construction and the neuron-level views used by IPR and pruning [D]."""
+"""Model construction through the model registry, and the analytic solution of [D]."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.models._alpha_net import AlphaNet
 from grok.models._common import Array, DType
-from grok.models._mlp import MLP, QuadraticMLP
-from grok.models._transformer import Transformer
+from grok.models._mlp import QuadraticMLP
+from grok.registry import MODELS
 
 
 def build_model(
@@ -27,7 +26,7 @@ def build_model(
     epsilon: Any,
     param_dtype: DType = jnp.float32,
 ) -> nnx.Module:
-    """The network of `model_cfg.kind` for a task of shape `spec` (DESIGN.md §3).
+    """The network of the registered `model_cfg.kind` for a task of shape `spec` (docs/formulas.md §3).
 
     `spec` needs `.n_classes` (0: regression, output [n]), `.n_tokens` (p for token pairs,
     0 for dense inputs) and `.input_dim`. `init_scale`, `dropout`, `alpha`, `epsilon` may be
@@ -36,141 +35,22 @@ def build_model(
     Whether dropout is applied at all is static (`model_cfg.dropout > 0`): with rate 0 the
     training step draws no random numbers; the rate itself is the (dynamic) `dropout`.
     """
-    kind = model_cfg.kind
-    use_dropout = model_cfg.dropout > 0
-    n_tokens, n_classes, input_dim = int(spec.n_tokens), int(spec.n_classes), int(spec.input_dim)
-    if kind == "mlp":
-        return MLP(
-            n_in=input_dim,
-            n_tokens=n_tokens,
-            n_classes=n_classes,
-            widths=tuple(model_cfg.widths),
-            activation=model_cfg.activation,
-            init=model_cfg.init,
-            use_bias=model_cfg.use_bias,
-            batchnorm=model_cfg.batchnorm,
-            init_scale=init_scale,
-            dropout=dropout,
-            param_dtype=param_dtype,
-            rngs=rngs,
-            use_dropout=use_dropout,
-        )
-    if kind == "quadratic_mlp":
-        _need_tokens(kind, n_tokens)
-        return QuadraticMLP(
-            p=n_tokens,
-            width=model_cfg.widths[0],
-            n_classes=n_classes,
-            batchnorm=model_cfg.batchnorm,
-            init_scale=init_scale,
-            dropout=dropout,
-            param_dtype=param_dtype,
-            rngs=rngs,
-            use_dropout=use_dropout,
-        )
-    if kind == "alpha_net":
-        if n_tokens:
-            raise ValueError("model.kind='alpha_net' needs dense inputs (the polynomial task), not token pairs")
-        return AlphaNet(
-            input_dim=input_dim,
-            width=model_cfg.widths[0],
-            train_readout=model_cfg.train_readout,
-            centered=model_cfg.centered,
-            init_scale=init_scale,
-            alpha=alpha,
-            epsilon=epsilon,
-            param_dtype=param_dtype,
-            rngs=rngs,
-        )
-    if kind == "transformer":
-        _need_tokens(kind, n_tokens)
-        return Transformer(
-            p=n_tokens,
-            n_classes=n_classes,
-            d_model=model_cfg.d_model,
-            n_heads=model_cfg.n_heads,
-            d_mlp=model_cfg.d_mlp,
-            layernorm=model_cfg.layernorm,
-            init=model_cfg.init,
-            use_bias=model_cfg.use_bias,
-            init_scale=init_scale,
-            dropout=dropout,
-            param_dtype=param_dtype,
-            rngs=rngs,
-            use_dropout=use_dropout,
-        )
-    raise ValueError(f"unknown model kind {kind!r}; allowed: mlp, quadratic_mlp, alpha_net, transformer")
-
-
-def _need_tokens(kind: str, n_tokens: int) -> None:
-    if not n_tokens:
-        raise ValueError(f"model.kind={kind!r} needs token-pair inputs (the modular task)")
+    entry = MODELS.get(model_cfg.kind, "model.kind")
+    return entry.build(
+        model_cfg,
+        spec,
+        rngs=rngs,
+        init_scale=init_scale,
+        dropout=dropout,
+        alpha=alpha,
+        epsilon=epsilon,
+        param_dtype=param_dtype,
+    )
 
 
 def param_count(model: nnx.Module) -> int:
     """Number of trainable scalars (elements of `nnx.Param`s)."""
     return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)))
-
-
-def neuron_weights(model: nnx.Module) -> tuple[Array, Array, Array | None]:
-    """(U [N, p], V [N, p], W_out [C, N] or None) of the first hidden layer, for IPR [D].
-
-    U row k / V row k: neuron k's first-layer weights on token a / token b. W_out column k:
-    its readout weights — None when the next layer is not the readout (deeper MLPs).
-    """
-    if not isinstance(model, MLP) or not model.n_tokens:
-        raise ValueError("neuron_weights needs a token-input MLP or quadratic MLP (modular task)")
-    p = model.n_tokens
-    e = model.first.kernel[...]
-    w_out = model.readout.kernel[...] if len(model.widths) == 1 and model.n_classes > 0 else None
-    return e[:p].T, e[p:].T, w_out
-
-
-def _key_names(path: tuple) -> tuple:
-    names = []
-    for entry in path:
-        if isinstance(entry, jax.tree_util.DictKey):
-            names.append(str(entry.key))
-        elif isinstance(entry, jax.tree_util.SequenceKey):
-            names.append(str(entry.idx))
-        elif isinstance(entry, jax.tree_util.GetAttrKey) and entry.name != "value":
-            names.append(entry.name)
-    return tuple(names)
-
-
-def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
-    """Zero the incoming and outgoing weights of first-hidden-layer neurons where `mask` == 0 [D].
-
-    Pure (returns a new tree; jit/vmap friendly). `params_state`: the `nnx.State` of Params
-    (`nnx.split(model, nnx.Param, ...)[1]`) or its pure dict; `mask`: [N] of 0/1 (or bool).
-    Zeroed: columns of `first.kernel` (U, V rows), `first.bias`, the first BatchNorm's scale
-    and bias, and the neuron's weights in the next layer (rows of `hidden[0].kernel`, columns of
-    `readout.kernel` [C, N]). Defined for the MLP and the quadratic MLP (pruning is a
-    classification experiment, DESIGN.md §6); the centered α-net's f(θ₀) part and the
-    transformer have no such neuron view (ValueError).
-    """
-    kind = model_cfg.kind
-    if kind not in ("mlp", "quadratic_mlp"):
-        raise ValueError(f"apply_neuron_mask: defined for mlp and quadratic_mlp, not model.kind={kind!r}")
-    keep = jnp.asarray(mask) != 0
-    deeper = kind == "mlp" and len(model_cfg.widths) > 1
-    cols = {("first", "kernel")} | (set() if deeper else {("readout", "kernel")})  # readout: [C, N₀]
-    vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
-    rows = {("hidden", "0", "kernel")} if deeper else set()
-
-    def one(path: tuple, leaf: Array) -> Array:
-        names = _key_names(path)
-        if names in cols:
-            m = keep[None, :]
-        elif names in rows:
-            m = keep[:, None]
-        elif names in vecs:
-            m = keep
-        else:
-            return leaf
-        return jnp.where(m, leaf, jnp.zeros_like(leaf))
-
-    return jax.tree_util.tree_map_with_path(one, params_state)
 
 
 def analytic_solution(p: int, N: int, key: Array, *, param_dtype: DType = jnp.float32) -> QuadraticMLP:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from grok.errors import ConfigError
 from grok.models._common import (
     Array,
     Dense,
@@ -19,6 +21,7 @@ from grok.models._common import (
     dropout_stream,
     hyper_dtype,
 )
+from grok.registry import register_model
 
 
 class MLP(nnx.Module):
@@ -173,3 +176,131 @@ class QuadraticMLP(MLP):
     def W(self) -> Array:
         """[C, N]: readout."""
         return self.readout.kernel[...]
+
+
+def neuron_weights(model: nnx.Module) -> tuple[Array, Array, Array | None]:
+    """(U [N, p], V [N, p], W_out [C, N] or None) of the first hidden layer, for IPR [D].
+
+    U row k / V row k: neuron k's first-layer weights on token a / token b. W_out column k:
+    its readout weights — None when the next layer is not the readout (deeper MLPs).
+    """
+    if not isinstance(model, MLP) or not model.n_tokens:
+        raise ValueError("neuron_weights needs a token-input MLP or quadratic MLP (modular task)")
+    p = model.n_tokens
+    e = model.first.kernel[...]
+    w_out = model.readout.kernel[...] if len(model.widths) == 1 and model.n_classes > 0 else None
+    return e[:p].T, e[p:].T, w_out
+
+
+def _key_names(path: tuple) -> tuple:
+    names = []
+    for entry in path:
+        if isinstance(entry, jax.tree_util.DictKey):
+            names.append(str(entry.key))
+        elif isinstance(entry, jax.tree_util.SequenceKey):
+            names.append(str(entry.idx))
+        elif isinstance(entry, jax.tree_util.GetAttrKey) and entry.name != "value":
+            names.append(entry.name)
+    return tuple(names)
+
+
+def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
+    """Zero the incoming and outgoing weights of first-hidden-layer neurons where `mask` == 0 [D].
+
+    Pure (returns a new tree; jit/vmap friendly). `params_state`: the `nnx.State` of Params
+    (`nnx.split(model, nnx.Param, ...)[1]`) or its pure dict; `mask`: [N] of 0/1 (or bool).
+    Zeroed: columns of `first.kernel` (U, V rows), `first.bias`, the first BatchNorm's scale
+    and bias, and the neuron's weights in the next layer (rows of `hidden[0].kernel`, columns of
+    `readout.kernel` [C, N]). Defined for the MLP and the quadratic MLP (pruning is a
+    classification experiment, docs/formulas.md §6); the centered α-net's f(θ₀) part and the
+    transformer have no such neuron view (ValueError).
+    """
+    kind = model_cfg.kind
+    if kind not in ("mlp", "quadratic_mlp"):
+        raise ValueError(f"apply_neuron_mask: defined for mlp and quadratic_mlp, not model.kind={kind!r}")
+    keep = jnp.asarray(mask) != 0
+    deeper = kind == "mlp" and len(model_cfg.widths) > 1
+    cols = {("first", "kernel")} | (set() if deeper else {("readout", "kernel")})  # readout: [C, N₀]
+    vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
+    rows = {("hidden", "0", "kernel")} if deeper else set()
+
+    def one(path: tuple, leaf: Array) -> Array:
+        names = _key_names(path)
+        if names in cols:
+            m = keep[None, :]
+        elif names in rows:
+            m = keep[:, None]
+        elif names in vecs:
+            m = keep
+        else:
+            return leaf
+        return jnp.where(m, leaf, jnp.zeros_like(leaf))
+
+    return jax.tree_util.tree_map_with_path(one, params_state)
+
+
+def _check_mlp(cfg: Any) -> None:
+    del cfg  # any task: token pairs (modular) or dense inputs (parity, polynomial)
+
+
+def _check_quadratic(cfg: Any) -> None:
+    if not cfg.spec.n_tokens:
+        raise ConfigError(
+            "model.kind", "quadratic_mlp", f"a task with token-pair inputs, not task.kind={cfg.task.kind!r}"
+        )
+    if len(cfg.model.widths) != 1:
+        raise ConfigError("model.widths", cfg.model.widths, "exactly one width N for the quadratic MLP")
+
+
+def _build_mlp(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype) -> MLP:
+    del alpha, epsilon
+    return MLP(
+        n_in=int(spec.input_dim),
+        n_tokens=int(spec.n_tokens),
+        n_classes=int(spec.n_classes),
+        widths=tuple(model_cfg.widths),
+        activation=model_cfg.activation,
+        init=model_cfg.init,
+        use_bias=model_cfg.use_bias,
+        batchnorm=model_cfg.batchnorm,
+        init_scale=init_scale,
+        dropout=dropout,
+        param_dtype=param_dtype,
+        rngs=rngs,
+        use_dropout=model_cfg.dropout > 0,
+    )
+
+
+def _build_quadratic(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype):
+    del alpha, epsilon
+    if not spec.n_tokens:
+        raise ValueError("model.kind='quadratic_mlp' needs token-pair inputs (the modular task)")
+    return QuadraticMLP(
+        p=int(spec.n_tokens),
+        width=model_cfg.widths[0],
+        n_classes=int(spec.n_classes),
+        batchnorm=model_cfg.batchnorm,
+        init_scale=init_scale,
+        dropout=dropout,
+        param_dtype=param_dtype,
+        rngs=rngs,
+        use_dropout=model_cfg.dropout > 0,
+    )
+
+
+register_model(
+    "mlp",
+    build=_build_mlp,
+    fields=("widths", "activation", "use_bias", "init", "init_scale", "dropout", "batchnorm"),
+    check=_check_mlp,
+    neurons=neuron_weights,
+    prune=apply_neuron_mask,
+)
+register_model(
+    "quadratic_mlp",
+    build=_build_quadratic,
+    fields=("widths", "init_scale", "dropout", "batchnorm"),
+    check=_check_quadratic,
+    neurons=neuron_weights,
+    prune=apply_neuron_mask,
+)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from grok.errors import ConfigError
 from grok.models._common import (
     Array,
     Dense,
@@ -20,6 +21,7 @@ from grok.models._common import (
     dropout_stream,
     hyper_dtype,
 )
+from grok.registry import register_model
 
 
 class LayerNorm(nnx.Module):
@@ -119,3 +121,41 @@ class Transformer(nnx.Module):
         r = r + self.mlp_out(jax.nn.relu(u))
         r = self.ln_f(r) if self.ln_f is not None else r
         return self.unembed(r)
+
+
+def _check_transformer(cfg: Any) -> None:
+    if not cfg.spec.n_tokens:
+        raise ConfigError(
+            "model.kind", "transformer", f"a task with token-pair inputs, not task.kind={cfg.task.kind!r}"
+        )
+    if cfg.model.d_model % cfg.model.n_heads:
+        raise ConfigError("model.n_heads", cfg.model.n_heads, f"a divisor of model.d_model={cfg.model.d_model}")
+
+
+def _build_transformer(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype):
+    del alpha, epsilon
+    if not spec.n_tokens:
+        raise ValueError("model.kind='transformer' needs token-pair inputs (the modular task)")
+    return Transformer(
+        p=int(spec.n_tokens),
+        n_classes=int(spec.n_classes),
+        d_model=model_cfg.d_model,
+        n_heads=model_cfg.n_heads,
+        d_mlp=model_cfg.d_mlp,
+        layernorm=model_cfg.layernorm,
+        init=model_cfg.init,
+        use_bias=model_cfg.use_bias,
+        init_scale=init_scale,
+        dropout=dropout,
+        param_dtype=param_dtype,
+        rngs=rngs,
+        use_dropout=model_cfg.dropout > 0,
+    )
+
+
+register_model(
+    "transformer",
+    build=_build_transformer,
+    fields=("init", "use_bias", "init_scale", "dropout", "d_model", "n_heads", "d_mlp", "layernorm"),
+    check=_check_transformer,
+)

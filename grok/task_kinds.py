@@ -1,0 +1,64 @@
+"""The built-in task kinds, registered like a user's: modular arithmetic [D], polynomial
+regression [K], sparse parity [P] (docs/formulas.md §2). The data code is in `tasks/`."""
+
+from __future__ import annotations
+
+import math
+
+import tasks
+from grok.errors import ConfigError
+from grok.registry import register_task
+
+
+def _is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+def _check_modular(task) -> None:
+    if task.op == "div" and not _is_prime(task.p):
+        raise ConfigError("task.p", task.p, "a prime when task.op is 'div'")
+    n_train = math.floor(task.train_fraction * task.n_pairs)
+    if n_train < 1 or n_train >= task.n_pairs:
+        raise ConfigError(
+            "task.train_fraction",
+            task.train_fraction,
+            f"a fraction leaving at least one train and one test pair of {task.n_pairs}",
+        )
+
+
+def _check_parity(task) -> None:
+    if task.parity_samples > 2 ** (task.parity_k + task.parity_noise):
+        raise ConfigError(
+            "task.parity_samples",
+            task.parity_samples,
+            f"at most 2**(parity_k + parity_noise) = {2 ** (task.parity_k + task.parity_noise)}",
+        )
+    n_train = math.floor(task.train_fraction * task.parity_samples)
+    if n_train < 1 or n_train >= task.parity_samples:
+        raise ConfigError(
+            "task.train_fraction",
+            task.train_fraction,
+            f"a fraction leaving at least one train and one test sample of {task.parity_samples}",
+        )
+
+
+register_task(
+    "modular",
+    spec=tasks.modular_spec,
+    build=tasks.build_modular,
+    fields=("op", "p", "train_fraction", "corrupt_fraction"),
+    check=_check_modular,
+)
+register_task(
+    "polynomial",
+    spec=tasks.polynomial_spec,
+    build=tasks.build_polynomial,
+    fields=("dim", "n_train", "n_test", "target", "hermite_degree"),
+)
+register_task(
+    "parity",
+    spec=tasks.parity_spec,
+    build=tasks.build_parity,
+    fields=("parity_k", "parity_noise", "parity_samples", "train_fraction", "corrupt_fraction"),
+    check=_check_parity,
+)
