@@ -1,4 +1,4 @@
-"""Probe overhead (DESIGN.md §5): each family's cost as a fraction of training time.
+"""Probe overhead (docs/formulas.md §5): each family's cost as a fraction of training time.
 
 All figures are ratios of times measured in this one process, compile time excluded
 (every program runs once before it is timed). The machine these run on is shared, so

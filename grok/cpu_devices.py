@@ -1,7 +1,7 @@
 """One JAX CPU device per core, so a group's members are trained on every core at once.
 
 XLA runs the small matrix products of one member on one core; members sharded over
-several host devices run side by side (DESIGN.md §1: members are sharded over all
+several host devices run side by side (docs/architecture.md: members are sharded over all
 devices). JAX starts with a single CPU device, and the count can only be set before
 its first computation, so `import grok` sets it then. Accelerator devices are not
 affected: on a GPU machine `jax.devices()` still lists the GPUs.

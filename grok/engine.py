@@ -1,4 +1,4 @@
-"""The compiled training engine (DESIGN.md §1).
+"""The compiled training engine (docs/architecture.md).
 
 A *group* of members shares every static config field; their dynamic numbers
 (seed, lr, weight decay, ξ, α, …) are stacked along a member axis. One group is

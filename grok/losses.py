@@ -1,4 +1,4 @@
-"""Per-example losses and accuracy (DESIGN.md §4). Pure and jittable.
+"""Per-example losses and accuracy (docs/formulas.md §4). Pure and jittable.
 
 StableMax [P]: s(x) = x + 1 for x ≥ 0, 1/(1 − x) for x < 0 and
 StableMax(x)_i = s(x_i) / Σ_j s(x_j). Softmax CE, StableMax CE, MSE on one-hot targets [D]

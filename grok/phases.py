@@ -1,4 +1,4 @@
-"""Phases of training [D] and grokking delay (DESIGN.md §6). Pure NumPy, vectorised over members.
+"""Phases of training [D] and grokking delay (docs/formulas.md §6). Pure NumPy, vectorised over members.
 
 Phases from final accuracies (fractions in [0, 1]; train is against the noisy labels), with
 threshold t = 0.9 and corruption fraction ξ:
@@ -12,7 +12,7 @@ threshold t = 0.9 and corruption fraction ξ:
 | forgetting        | < t         | < t, and max test over run ≥ t |
 | confusion         | < t         | < t, and max test over run < t |
 
-Where DESIGN.md §6 is ambiguous we decide:
+Where [D] is ambiguous (docs/formulas.md §6.1) we decide:
 - memorization ignores the run's maximum test accuracy (a run that generalized earlier and
   now memorizes, train ≥ t, is memorization, not forgetting);
 - if 1.05 − ξ > t (ξ < 0.15) the partial-inversion band is empty: test ≥ t with train < t is

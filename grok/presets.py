@@ -1,4 +1,4 @@
-"""Named paper settings (DESIGN.md §8). Each documents the figure it comes from.
+"""Named paper settings (docs/architecture.md). Each documents the figure it comes from.
 
 `-small` variants keep the paper's recipe at a size that runs in seconds to a
 minute on two CPU cores; they are what the tests, the demo and the notebooks use.

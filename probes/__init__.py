@@ -1,4 +1,4 @@
-"""grok-lab probes: pure, jit/vmap-able measurements evaluated on device (DESIGN §5).
+"""grok-lab probes: pure, jit/vmap-able measurements evaluated on device (docs/formulas.md §5).
 
 - ``collapse`` [P]: Softmax Collapse fraction, zero loss terms, NLM cosine, logit and weight norms.
 - ``ntk`` [K]: empirical NTK, centered kernel-target alignment, kernel / parameter distance,

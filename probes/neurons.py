@@ -25,7 +25,7 @@ def _power(v: Array, axis: int) -> Array:
 def ipr(v: Array, axis: int = -1) -> Array:
     """Fourier inverse participation ratio [D]: IPR(v) = ‖ṽ‖₄⁴ / ‖ṽ‖₂⁴ with ṽ = |rfft(v)|.
 
-    The released code's convention (DESIGN §5): a pure cosine cos(2πkj/p + φ), 1 ≤ k < p/2,
+    The released code's convention (docs/formulas.md §5): a pure cosine cos(2πkj/p + φ), 1 ≤ k < p/2,
     scores 1; white Gaussian noise scores ≈ 2/(p//2+1) (≈ 0.04 at p = 97). For any nonzero v,
     1/(p//2+1) ≤ IPR ≤ 1 (Cauchy-Schwarz over the p//2+1 bins). Scale invariant: v is first
     divided by max|v|, so decayed neurons (tiny but nonzero) are not lost to float underflow.
@@ -96,6 +96,6 @@ def ipr_histogram(ipr_N: Array, bins: int = 20) -> Array:
 
 
 def ipr_summary(U_Nxp: Array, V_Nxp: Array, W_CxN: Array | None = None, bins: int = 20) -> dict[str, Array]:
-    """IPR report [D, DESIGN §5]: dict(ipr=[N] per neuron, ipr_mean=scalar, ipr_hist=int [bins])."""
+    """IPR report [D, docs/formulas.md §5]: dict(ipr=[N] per neuron, ipr_mean=scalar, ipr_hist=int [bins])."""
     v = neuron_ipr(U_Nxp, V_Nxp, W_CxN)
     return {"ipr": v, "ipr_mean": jnp.mean(v), "ipr_hist": ipr_histogram(v, bins)}

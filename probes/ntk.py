@@ -176,7 +176,7 @@ def alpha_net_stats(W_NxD: Array) -> tuple[Array, Array]:
 
 
 def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps) -> Array:
-    """Exact population test loss of the α-net on the quadratic single-index task [K, DESIGN §5].
+    """Exact population test loss of the α-net on the quadratic single-index task [K, docs/formulas.md §5].
 
     L = ¼(|β|²/D − αε TrM/D)² + (1/2D²)‖αεM − ββᵀ‖²_F + (α²/D)|w̄|².
 
@@ -187,7 +187,7 @@ def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps) -> Arra
     E[(f − y)²] = α²|w̄|²/D + (TrA)²/(4D²) + ‖A‖²_F/(2D²), which is the formula above term by term.
 
     Conventions: this is the plain MSE E[(f − y)²] of the **uncentered** f (no ½, no 1/α²);
-    the training loss of DESIGN §3 is this divided by α². Since f is linear in (w̄, M), the
+    the training loss of docs/formulas.md §3 is this divided by α². Since f is linear in (w̄, M), the
     **centered** net f̃ = f(θ) − f(θ₀) has the same loss with w̄ − w̄₀ and M − M₀ passed in.
     Verified against a Monte-Carlo estimate in tests/test_probes.py.
     """

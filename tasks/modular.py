@@ -1,4 +1,4 @@
-"""Modular arithmetic c = (a op b) mod p, with label corruption [D] (DESIGN.md §2).
+"""Modular arithmetic c = (a op b) mod p, with label corruption [D] (docs/formulas.md §2).
 
 All pairs and their labels are static (they depend on p and op only), so they are computed
 once in NumPy at trace time; only the split and the corruption depend on the key and ξ.

@@ -1,4 +1,4 @@
-"""Sparse parity [P] (Prieto et al. 2025, DESIGN.md §2).
+"""Sparse parity [P] (Prieto et al. 2025, docs/formulas.md §2).
 
 n = k + noise bits as ±1 floats; bit value 1 ↔ input −1. The label is the parity of the first
 k bits: **label = 1 iff the product of the first k ±1 inputs is −1** (an odd number of −1s).

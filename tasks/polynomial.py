@@ -1,4 +1,4 @@
-"""Single-index polynomial regression [K] (DESIGN.md §2).
+"""Single-index polynomial regression [K] (docs/formulas.md §2).
 
 x ~ N(0, I_D), β ~ N(0, I_D), z = β·x/√D; target y = ½z² ("quadratic") or He_k(z)
 ("hermite", probabilists' Hermite polynomial of degree k).

@@ -1,4 +1,4 @@
-"""Models (DESIGN.md §3): formulas against NumPy references, shapes, dropout, BatchNorm,
+"""Models (docs/formulas.md §3): formulas against NumPy references, shapes, dropout, BatchNorm,
 the analytic solution [D, Gromov], the α-net [K], neuron masks, and vmapped construction.
 
 Speed (the whole cost here is XLA compilation): models are built under `jax.jit` (one

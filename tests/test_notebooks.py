@@ -1,4 +1,4 @@
-"""The notebooks run headless, top to bottom, at their small size (DESIGN.md §1; issue: notebooks as tests).
+"""The notebooks run headless, top to bottom, at their small size (docs/architecture.md; issue: notebooks as tests).
 
 Each notebook is executed by nbclient in a fresh `python3` kernel with a temporary directory as its
 working directory. The kernelspec's command is `python -m ipykernel_launcher`, which jupyter_client

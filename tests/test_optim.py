@@ -1,4 +1,4 @@
-"""⊥Grad [P] and the optimizers vs hand-written torch-style updates (DESIGN.md §4)."""
+"""⊥Grad [P] and the optimizers vs hand-written torch-style updates (docs/formulas.md §4)."""
 
 import functools
 

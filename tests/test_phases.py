@@ -1,4 +1,4 @@
-"""Phase classification [D] and grokking delay (DESIGN.md §6) on hand-made tables."""
+"""Phase classification [D] and grokking delay (docs/formulas.md §6) on hand-made tables."""
 
 import numpy as np
 import pytest

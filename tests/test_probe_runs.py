@@ -1,4 +1,4 @@
-"""Probes over time, end to end (DESIGN.md §5, §8): the paper effects on small configs.
+"""Probes over time, end to end (docs/formulas.md §5, docs/architecture.md): the paper effects on small configs.
 
 Each test trains one compiled group on CPU in well under a minute:
 

@@ -1,4 +1,4 @@
-"""Pruning memorizing neurons by IPR [D] (DESIGN.md §5–6): `grok.prune.prune`, its table, plot and CLI.
+"""Pruning memorizing neurons by IPR [D] (docs/formulas.md §5–6): `grok.prune.prune`, its table, plot and CLI.
 
 The module trains one small [D] Coexistence run (quadratic MLP, ξ = 0.1, no weight decay) that
 generalizes (test ≈ 0.98) while fitting every corrupted label, then prunes it in the three orders.

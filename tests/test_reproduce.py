@@ -14,7 +14,7 @@ from grok.errors import ConfigError
 from grok.reproduce import REPRODUCTIONS, build_config, reproduce, schedule
 
 # Every preset at the paper's size (the `-small` ones are CPU variants); tests/test_config.py
-# checks that the DESIGN.md §8 names are among them.
+# checks that the docs/architecture.md names are among them.
 PAPER_PRESETS = {name for name in grok.presets() if not name.endswith("-small")}
 
 

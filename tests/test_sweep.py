@@ -1,5 +1,5 @@
 """Sweeps: spec validation, one compile per static group, members == runs alone, sharding,
-kill-and-resume, load_sweep, phase plots (DESIGN.md §1, §6, §8)."""
+kill-and-resume, load_sweep, phase plots (docs/architecture.md "Sweeps", docs/formulas.md §6)."""
 
 import json
 import os

@@ -57,7 +57,7 @@ def analytic_solution(p: int, N: int, key: Array, *, param_dtype: DType = jnp.fl
     """Gromov's constructed quadratic MLP solving (a + b) mod p [D, Gromov 2023].
 
     U_ki = A cos(2π i σ(k)/p + φᵘ_k), V_kj = A cos(2π j σ(k)/p + φᵛ_k),
-    W_qk = A cos(−2π q σ(k)/p − φᵘ_k − φᵛ_k), A = (2/N)^{1/3} (DESIGN.md §3; the paper's
+    W_qk = A cos(−2π q σ(k)/p − φᵘ_k − φᵛ_k), A = (2/N)^{1/3} (docs/formulas.md §3; the paper's
     printed −1/3 is a sign typo). σ(k) cycles through 1..(p−1)/2; phases uniform from `key`.
     Every neuron is a pure Fourier mode, so its IPR is 1.
     """

@@ -18,7 +18,7 @@ class Hyper(nnx.Variable):
     """A per-member number used in the forward pass (α, ε, dropout rate); never trained.
 
     Lives in the non-`Param` part of the state, so it is stacked along the member axis
-    and changing it never recompiles (DESIGN.md §1, "dynamic" fields).
+    and changing it never recompiles (docs/architecture.md, "Static and dynamic fields").
     """
 
 

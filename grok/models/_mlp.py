@@ -29,7 +29,7 @@ class MLP(nnx.Module):
 
     Token inputs x: int [n, 2] pairs (a, b). The first layer is `E[a] + E[p + b]` with
     E = `first.kernel` of shape [2p, N] — the one-hot-concatenation matmul, computed as a
-    gather (DESIGN.md §2). Dense inputs x: float [n, input_dim] and an ordinary matmul.
+    gather (docs/formulas.md §2). Dense inputs x: float [n, input_dim] and an ordinary matmul.
     Each hidden layer: affine → dropout (train only, inverted, rate = `rate` Hyper) →
     activation → optional BatchNorm (running stats at evaluation). No biases unless
     `use_bias`, so the ReLU net is positively homogeneous of degree L in θ [P].
