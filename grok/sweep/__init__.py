@@ -73,7 +73,7 @@ from grok.store import RunDirError
 FORMAT = "grok-sweep/1"
 DEFAULT_MAX_MEMBERS = 256
 SPEC_KEYS = ("preset", "seeds", "set", "axes", "max_members_per_program", "description", *SECTIONS)
-PRESET_DIR = Path(__file__).with_name("sweeps")
+PRESET_DIR = Path(__file__).parents[1] / "sweeps"  # grok/sweeps/, beside this package
 CLASSIFICATION_TASKS = ("modular", "parity")
 MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
 
