@@ -173,6 +173,26 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
     check_memory(small, small.batches(), memory_bytes=10 * per, shard=False)
 
 
+def test_one_activation_count_for_the_memory_estimate_and_the_working_set():
+    from grok import engine
+    from grok.sweep.memory import activation_width, member_working_set
+
+    mlp = grok.preset("doshi-coexistence").override(**BASE["set"])
+    transformer = grok.Config().override(**{"model.kind": "transformer", "task.p": 13})
+    assert activation_width(mlp) == sum(mlp.model.widths)
+    m = transformer.model
+    assert activation_width(transformer) == 3 * (6 * m.d_model + m.d_mlp + 3 * m.n_heads)
+    for cfg in (mlp, transformer):
+        pb = engine.param_bytes(cfg)
+        assert estimate_member_bytes(cfg, pb) == estimate_member_bytes(cfg)
+        ours = member_working_set(cfg, pb)
+        assert ours > 4 * pb
+        if hasattr(engine, "member_working_set"):  # the engine's own copy, until it calls grok.sweep.memory
+            theirs = engine.member_working_set(cfg)
+            # the same formula; for a transformer the sweep's more careful activation count
+            assert ours == theirs if cfg is mlp else ours > theirs
+
+
 def test_presets_parse_and_are_sized_as_documented():
     names = sweep_presets()
     assert {"doshi-phase-small", "doshi-phase", "kumar-phase-small", "kumar-phase"} <= set(names)

@@ -21,17 +21,51 @@ if TYPE_CHECKING:
 MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
 
 
-def estimate_member_bytes(cfg: Config) -> int:
+def activation_width(cfg: Config) -> int:
+    """Hidden units one example (one row of a batch) touches in a member's model, outputs excluded.
+
+    MLP, quadratic MLP, α-net: `sum(model.widths)`. Transformer: its three positions [a, b, =]
+    × (6·d_model: embedding, LayerNorm, q, k, v, residual stream; + d_mlp; + 3 attention scores
+    per head). The one activation count of both `estimate_member_bytes` (device memory) and
+    `member_working_set` (CPU member blocks).
+    """
+    m = cfg.model
+    if m.kind == "transformer":
+        # The more careful of the two transformer formulas this function replaces: the sweep
+        # estimate's 3·(6·d_model + d_mlp + 3·n_heads), not engine.member_working_set's
+        # 3·(4·d_model + d_mlp). It also counts the attention scores and two more d_model-wide
+        # tensors per position, is the larger for every config, and is close to what
+        # `grok.models` computes per example (17–20·d_model + 3·d_mlp + 6·n_heads values).
+        return 3 * (6 * m.d_model + m.d_mlp + 3 * m.n_heads)
+    return sum(m.widths)
+
+
+def member_working_set(cfg: Config, param_bytes: int) -> int:
+    """Rough bytes one member touches per step, to size CPU member blocks: parameters ×4 (weights,
+    gradients, two moments) + 3 × (hidden units + outputs) per row of a batch.
+
+    `grok.engine.member_working_set`'s formula with `activation_width` (so, for a transformer,
+    the sweep estimate's count); `param_bytes` is `grok.engine.param_bytes(cfg)`.
+    """
+    spec = tasks.spec(cfg.task)
+    per_row = activation_width(cfg) + max(spec.n_classes, 1)
+    n_rows = cfg.optim.batch_size or spec.n_train
+    itemsize = np.dtype(cfg.train.param_dtype).itemsize
+    return 4 * param_bytes + 3 * itemsize * n_rows * per_row
+
+
+def estimate_member_bytes(cfg: Config, param_bytes: int | None = None) -> int:
     """A rough upper estimate of one member's device memory while training (bytes).
 
     Parameters ×(1 + optimizer slots + gradients/updates/temporaries), the data set, activations
     of a training step and of an evaluation pass, the logged history, and the NTK Jacobians
     when that probe is on. Used to refuse sweeps that cannot fit before anything compiles.
+    `param_bytes`: one member's parameter bytes (default: `grok.engine.param_bytes(cfg)`).
     """
     spec = tasks.spec(cfg.task)
     item = np.dtype(cfg.train.param_dtype).itemsize
     loss_item = max(item, np.dtype(cfg.loss.dtype).itemsize)
-    params = engine.param_bytes(cfg)
+    params = engine.param_bytes(cfg) if param_bytes is None else param_bytes
     slots = {"adamw": 2, "adam": 2, "sgd": 1}[cfg.optim.kind]
     total = params * (1 + slots + 4 + (1 if cfg.train.probes else 0))
     if spec.kind == "modular":
@@ -41,10 +75,9 @@ def estimate_member_bytes(cfg: Config) -> int:
     total += data
     n_out = max(spec.n_classes, 1)
     m = cfg.model
-    if m.kind == "transformer":
-        hidden = 3 * (6 * m.d_model + m.d_mlp + 3 * m.n_heads)
-    else:
-        hidden = 3 * sum(m.widths)
+    # activation values per example: an MLP's hidden unit holds three (pre-activation, dropout or
+    # BatchNorm output, activation); the transformer's width already counts each of its tensors
+    hidden = activation_width(cfg) * (1 if m.kind == "transformer" else 3)
     batch = cfg.optim.batch_size or spec.n_train
     total += batch * (hidden * item * 2 + n_out * loss_item * 3)  # a training step, forward and backward
     total += (spec.n_train + spec.n_test) * (hidden * item + n_out * loss_item * 2)  # evaluation
