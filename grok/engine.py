@@ -31,10 +31,11 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import tasks
-from grok import losses, registry
-from grok.config import Config, dynamic_defaults, field_names, split_dynamic
+from grok import losses
+from grok.config import Config, field_names, split_dynamic
 from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
-from grok.models import build_model
+from grok.member import build_data, build_member_model, graphdef_of, param_bytes, registration_tokens
+from grok.memory import member_working_set
 from grok.optim import optimizer_from_config
 from grok.probing import init_probe_state, interval_probes, slow_chunk, slow_probes
 
@@ -46,10 +47,6 @@ _TRACES: dict[str, int] = {"init": 0, "chunk": 0}
 def trace_count() -> int:
     """How many times a training program has been traced (≈ compiled) in this process."""
     return _TRACES["init"] + _TRACES["chunk"]
-
-
-def dtype_of(name: str) -> jnp.dtype:
-    return jnp.dtype(name)
 
 
 class MemberState(NamedTuple):
@@ -64,51 +61,6 @@ class MemberState(NamedTuple):
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
     probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
-
-
-def registration_tokens(cfg: Config) -> tuple[int, ...]:
-    """The registry tokens of everything `cfg` uses: compiled programs are cached on them, so a
-    re-registered probe, transform, task or model is used by the next run."""
-    return (
-        registry.TASKS.token(cfg.task.kind),
-        registry.MODELS.token(cfg.model.kind),
-        *(registry.TRANSFORMS.token(name) for name in cfg.optim.chain),
-        *(registry.PROBES.token(name) for name in cfg.train.probes),
-    )
-
-
-# --------------------------------------------------------------------------- model pieces
-def build_data(cfg: Config, data_seed: Any, corrupt_fraction: Any) -> tasks.Dataset:
-    """A member's data from its registered task (`data_seed`, ξ may be traced)."""
-    build = registry.TASKS.get(cfg.task.kind, "task.kind").build
-    return build(cfg.task, jax.random.key(data_seed), corrupt_fraction, dtype_of(cfg.train.param_dtype))
-
-
-def build_member_model(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]) -> nnx.Module:
-    """The registered model of `cfg` with a member's dynamic numbers `dyn` (may be traced)."""
-    k_params, k_dropout = jax.random.split(key)
-    return build_model(
-        cfg.model,
-        spec,
-        rngs=nnx.Rngs(params=k_params, dropout=k_dropout),
-        init_scale=dyn["model.init_scale"],
-        dropout=dyn["model.dropout"],
-        alpha=dyn["model.alpha"],
-        epsilon=dyn["model.epsilon"],
-        param_dtype=dtype_of(cfg.train.param_dtype),
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _abstract_model(cfg: Config, tokens: tuple[int, ...]) -> nnx.Module:
-    del tokens  # part of the cache key only
-    return nnx.eval_shape(lambda: build_member_model(cfg, cfg.spec, jax.random.key(0), dynamic_defaults(cfg)))
-
-
-def graphdef_of(cfg: Config) -> nnx.GraphDef:
-    """The static model structure of a group (identical for every member)."""
-    graphdef, _, _ = nnx.split(_abstract_model(cfg, registration_tokens(cfg)), nnx.Param, ...)
-    return graphdef
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -301,34 +253,13 @@ def member_block(static_cfg: Config, n_local: int) -> int | None:
     elif jax.default_backend() != "cpu":
         return None
     else:
-        block = max(1, _CPU_BLOCK_BYTES // max(1, member_working_set(static_cfg)))
+        block = max(1, _CPU_BLOCK_BYTES // max(1, member_working_set(static_cfg, param_bytes(static_cfg))))
     return None if block <= 0 or block >= n_local else block
 
 
 # Measured on a 2-core EPYC (512 KiB L2 per core, `benchmarks/bench_sweep.py`): the best blocks
 # were 4–8 members of 350 kB (estimated), 1 of 1.1 MB and 8–16 of 150 kB.
 _CPU_BLOCK_BYTES = 2 << 20
-
-
-def param_bytes(cfg: Config) -> int:
-    """Bytes of one member's trainable parameters (from the abstract model; nothing is allocated)."""
-    abstract = _abstract_model(cfg, registration_tokens(cfg))
-    leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
-    return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)
-
-
-def member_working_set(cfg: Config) -> int:
-    """Rough bytes one member touches per step: parameters ×4 (weights, gradients, two moments) + activations."""
-    spec = cfg.spec
-    m = cfg.model
-    if m.kind == "transformer":
-        per_row = 3 * (4 * m.d_model + m.d_mlp)  # three tokens: q, k, v, residual and the MLP
-    else:
-        per_row = sum(m.widths)
-    per_row += max(spec.n_classes, 1)
-    n_rows = cfg.optim.batch_size or spec.n_train
-    itemsize = jnp.dtype(cfg.train.param_dtype).itemsize
-    return 4 * param_bytes(cfg) + 3 * itemsize * n_rows * per_row
 
 
 @functools.lru_cache(maxsize=64)

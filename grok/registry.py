@@ -161,7 +161,7 @@ class ProbeEntry:
     - `requires(config) -> str | None`: why the probe cannot run on a config (None: it can).
     - `fields`: config fields that only matter when the probe is chosen.
     - `initial_params`: keep θ₀ for it.
-    - `memory(config) -> int`: extra bytes per member beyond its outputs (large temporaries).
+    - `memory(config, param_bytes) -> int`: extra bytes per member (large temporaries).
     """
 
     fn: Callable[[ProbeInputs], Mapping[str, Any]]
@@ -266,14 +266,15 @@ class TaskEntry:
     """A task: `spec(task_cfg) -> tasks.TaskSpec` (static sizes) and
     `build(task_cfg, key, corrupt_fraction, dtype) -> tasks.Dataset` (pure, jit/vmap-able).
 
-    `fields`: the `task.*` fields it reads (the others have no effect on it); `options`: its own
-    static fields `task.<name>.<option>`; `check(task_cfg) -> str | None`: what is wrong with a
-    config (the message names the field).
+    `fields`: the `task.*` fields it reads, or a function of the task config giving them (the
+    others have no effect on it: a sweep refuses them as axes); `options`: its own static fields
+    `task.<name>.<option>`; `check(task_cfg)` raises `ConfigError` (naming the field) for a
+    config it cannot serve.
     """
 
     spec: Callable[[Any], Any]
     build: Callable[..., Any]
-    fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = ()
     options: Mapping[str, OptionValue] = dataclasses.field(default_factory=dict)
     check: Callable[[Any], None] | None = None
 
@@ -286,14 +287,14 @@ def register_task(
     *,
     build: Callable[..., Any],
     spec: Callable[[Any], Any],
-    fields: tuple[str, ...] = (),
+    fields: tuple[str, ...] | Callable[[Any], tuple[str, ...]] = (),
     check: Callable[[Any], None] | None = None,
     replace: bool = False,
     **options: Any,
 ) -> None:
     """Register a task kind (`task.kind = name`); keyword options become fields `task.<name>.<key>`."""
     opts = check_options("task", name, options)
-    entry = TaskEntry(spec, build, tuple(fields), opts, check)
+    entry = TaskEntry(spec, build, fields if callable(fields) else tuple(fields), opts, check)
     TASKS.add(name, entry, owner=caller_module(), replace=replace)
 
 
@@ -309,7 +310,8 @@ class ModelEntry:
     serve (a task it does not fit, say). `neurons(module) -> (U [N, p], V [N, p], W [C, N] or None)`
     gives the first hidden layer's neurons for the Fourier IPR, and `prune(params, mask, model_cfg)`
     zeroes neurons where mask == 0: a model with both is prunable. `loss_over_alpha2`: the training
-    loss is divided by α² (the α-scaled net of [K]).
+    loss is divided by α² (the α-scaled net of [K]). `activations(config) -> int`: values one
+    example holds in the model (for the memory estimate; default 3 per unit of `model.widths`).
     """
 
     build: Callable[..., Any]
@@ -319,6 +321,7 @@ class ModelEntry:
     neurons: Callable[[Any], tuple] | None = None
     prune: Callable[..., Any] | None = None
     loss_over_alpha2: bool = False
+    activations: Callable[[Any], int] | None = None
 
     @property
     def prunable(self) -> bool:
@@ -337,12 +340,13 @@ def register_model(
     neurons: Callable[[Any], tuple] | None = None,
     prune: Callable[..., Any] | None = None,
     loss_over_alpha2: bool = False,
+    activations: Callable[[Any], int] | None = None,
     replace: bool = False,
     **options: Any,
 ) -> None:
     """Register a model kind (`model.kind = name`); keyword options become fields `model.<name>.<key>`."""
     opts = check_options("model", name, options)
-    entry = ModelEntry(build, tuple(fields), opts, check, neurons, prune, loss_over_alpha2)
+    entry = ModelEntry(build, tuple(fields), opts, check, neurons, prune, loss_over_alpha2, activations)
     MODELS.add(name, entry, owner=caller_module(), replace=replace)
 
 

@@ -53,7 +53,7 @@ register_task(
     "polynomial",
     spec=tasks.polynomial_spec,
     build=tasks.build_polynomial,
-    fields=("dim", "n_train", "n_test", "target", "hermite_degree"),
+    fields=lambda t: ("dim", "n_train", "n_test", "target") + (("hermite_degree",) if t.target == "hermite" else ()),
 )
 register_task(
     "parity",

@@ -173,6 +173,26 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
     check_memory(small, small.batches(), memory_bytes=10 * per, shard=False)
 
 
+def test_one_activation_count_for_the_memory_estimate_and_the_working_set():
+    from grok import engine, member
+    from grok.memory import activation_width, member_working_set, optimizer_bytes
+
+    mlp = grok.preset("doshi-coexistence").override(**BASE["set"])
+    transformer = grok.Config().override(**{"model.kind": "transformer", "task.p": 13})
+    assert activation_width(mlp) == 3 * sum(mlp.model.widths)
+    m = transformer.model
+    assert activation_width(transformer) == 3 * (6 * m.d_model + m.d_mlp + 3 * m.n_heads)
+    for cfg in (mlp, transformer):
+        pb = member.param_bytes(cfg)
+        assert estimate_member_bytes(cfg, pb) == estimate_member_bytes(cfg)
+        assert member_working_set(cfg, pb) > 4 * pb
+        assert engine.member_block(cfg, 10_000) == max(1, engine._CPU_BLOCK_BYTES // member_working_set(cfg, pb))
+    # the optimizer's state from its real shapes: AdamW keeps two moments, plain SGD a momentum trace
+    sgd = mlp.override(**{"optim.kind": "sgd"})
+    pb = member.param_bytes(mlp)
+    assert 2 * pb <= optimizer_bytes(mlp) <= 2 * pb + 64 and pb <= optimizer_bytes(sgd) <= pb + 64
+
+
 def test_presets_parse_and_are_sized_as_documented():
     names = sweep_presets()
     assert {"doshi-phase-small", "doshi-phase", "kumar-phase-small", "kumar-phase"} <= set(names)

@@ -115,7 +115,7 @@ def _build_alpha_net(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, al
 register_model(
     "alpha_net",
     build=_build_alpha_net,
-    fields=("widths", "init", "init_scale", "alpha", "epsilon", "train_readout", "centered"),
+    fields=("widths", "init_scale", "alpha", "epsilon", "train_readout", "centered"),
     check=_check_alpha_net,
     loss_over_alpha2=True,
 )

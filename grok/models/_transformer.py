@@ -158,4 +158,7 @@ register_model(
     build=_build_transformer,
     fields=("init", "use_bias", "init_scale", "dropout", "d_model", "n_heads", "d_mlp", "layernorm"),
     check=_check_transformer,
+    # per example, its three positions [a, b, =]: 6·d_model (embedding, LayerNorm, q, k, v, residual),
+    # the MLP's d_mlp and 3 attention scores per head
+    activations=lambda cfg: 3 * (6 * cfg.model.d_model + cfg.model.d_mlp + 3 * cfg.model.n_heads),
 )

@@ -1,0 +1,145 @@
+"""Memory: a member's estimated bytes while training (the sweep's and `grok train`'s check) and
+its per-step working set (the engine's CPU member blocks), the devices' capacity, and the check
+that refuses a group whose batches would not fit (before anything compiles).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import jax
+import numpy as np
+from flax import nnx
+
+from grok import member
+from grok.config import Config
+from grok.errors import ConfigError
+from grok.optim import optimizer_from_config
+from grok.registry import MODELS, PROBES
+
+if TYPE_CHECKING:
+    from grok.sweep.spec import Batch, SweepSpec
+
+MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
+
+
+def activation_width(cfg: Config) -> int:
+    """Values one example (one row of a batch) holds in a member's model, outputs excluded.
+
+    A model registered with `activations=` says it (the transformer counts its three positions:
+    embeddings, q, k, v, residual, MLP and attention scores); otherwise 3 values per hidden unit of
+    `model.widths` (pre-activation, dropout or BatchNorm output, activation). The one activation
+    count of both `estimate_member_bytes` (device memory) and `member_working_set` (CPU blocks).
+    """
+    own = MODELS.get(cfg.model.kind, "model.kind").activations
+    return own(cfg) if own is not None else 3 * sum(cfg.model.widths)
+
+
+def optimizer_bytes(cfg: Config) -> int:
+    """Bytes of one member's optimizer state (every transform of the chain), from abstract shapes."""
+    params = nnx.state(member.abstract_model(cfg), nnx.Param)
+    state = jax.eval_shape(optimizer_from_config(cfg.optim).init, params)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+
+
+def member_working_set(cfg: Config, param_bytes: int) -> int:
+    """Rough bytes one member touches per step, to size CPU member blocks: parameters ×4 (weights,
+    gradients, two moments) + 3 × (hidden units + outputs) per row of a batch.
+
+    `param_bytes` is `grok.member.param_bytes(cfg)`.
+    """
+    spec = cfg.spec
+    per_row = activation_width(cfg) + 3 * max(spec.n_classes, 1)
+    n_rows = cfg.optim.batch_size or spec.n_train
+    itemsize = np.dtype(cfg.train.param_dtype).itemsize
+    return 4 * param_bytes + itemsize * n_rows * per_row
+
+
+def estimate_member_bytes(cfg: Config, param_bytes: int | None = None) -> int:
+    """A rough upper estimate of one member's device memory while training (bytes).
+
+    Parameters ×(1 + optimizer slots + gradients/updates/temporaries), the data set, activations
+    of a training step and of an evaluation pass, the logged history, and the NTK Jacobians
+    and each chosen probe's own (`memory=` at registration, e.g. the NTK's Jacobians). Used to
+    refuse runs and sweeps that cannot fit before anything compiles.
+    `param_bytes`: one member's parameter bytes (default: `grok.member.param_bytes(cfg)`).
+    """
+    spec = cfg.spec
+    item = np.dtype(cfg.train.param_dtype).itemsize
+    loss_item = max(item, np.dtype(cfg.loss.dtype).itemsize)
+    params = member.param_bytes(cfg) if param_bytes is None else param_bytes
+    probes = [PROBES.get(name, "train.probes") for name in cfg.train.probes]
+    keeps_params0 = any(p.initial_params for p in probes)
+    total = params * (1 + 4 + (1 if keeps_params0 else 0)) + optimizer_bytes(cfg)
+    if spec.n_tokens:  # token pairs and int labels: x_all, y_all and the train/test copies
+        data = spec.n_all * 5 * 4 * 2
+    else:
+        data = (spec.n_train + spec.n_test + spec.n_all) * (spec.input_dim * item + 8)
+    total += data
+    n_out = max(spec.n_classes, 1)
+    m = cfg.model
+    hidden = activation_width(cfg)
+    batch = cfg.optim.batch_size or spec.n_train
+    total += batch * (hidden * item * 2 + n_out * loss_item * 3)  # a training step, forward and backward
+    total += (spec.n_train + spec.n_test) * (hidden * item + n_out * loss_item * 2)  # evaluation
+    widest = max(m.widths) if m.kind != "transformer" else m.d_mlp
+    total += cfg.n_intervals * (32 + widest + cfg.train.ipr_histogram_bins) * 8
+    total += sum(p.memory(cfg, params) for p in probes if p.memory is not None)
+    return int(total)
+
+
+def device_memory() -> tuple[int, str, int]:
+    """(bytes available to one batch, a description, devices sharing the members).
+
+    CPU: total RAM (forced host devices share it). Accelerators: the smallest per-device limit.
+    """
+    import jax
+
+    devices = jax.local_devices()
+    if devices[0].platform == "cpu":
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(ram), f"{ram / 2**30:.1f} GiB of RAM", 1
+    limits = []
+    for d in devices:
+        try:
+            limits.append(int((d.memory_stats() or {}).get("bytes_limit", 0)))
+        except Exception:  # noqa: BLE001 - a backend without memory_stats
+            limits.append(0)
+    if not all(limits):
+        return 0, "unknown", len(devices)
+    return min(limits), f"{min(limits) / 2**30:.1f} GiB per {devices[0].platform} device", len(devices)
+
+
+def check_memory(spec: SweepSpec, batches: Sequence[Batch], *, memory_bytes: int | None, shard: bool) -> None:
+    """Refuse a sweep whose batches would not fit (ConfigError naming the remedy)."""
+    if memory_bytes is None:
+        capacity, where, n_dev = device_memory()
+        if not capacity:
+            return
+    else:
+        capacity, where, n_dev = int(memory_bytes), f"{memory_bytes / 2**30:.3g} GiB (given)", 1
+    budget = MEMORY_FRACTION * capacity
+    seen: set[int] = set()
+    for batch in batches:
+        if batch.group.index in seen:
+            continue
+        seen.add(batch.group.index)
+        per = estimate_member_bytes(batch.group.config)
+        devs = n_dev if shard and batch.size >= n_dev else 1
+        on_one = -(-batch.size // devs)
+        if per > budget:
+            what = ", ".join(f"{k}={v}" for k, v in batch.group.static.items()) or "the base config"
+            raise ConfigError(
+                "sweep memory",
+                f"{per / 2**30:.3g} GiB per member ({what})",
+                f"a member that fits in {where} (estimated; reduce the model or the data)",
+            )
+        if on_one * per > budget:
+            fit = max(1, int(budget // per)) * devs
+            raise ConfigError(
+                "max_members_per_program",
+                spec.max_members_per_program,
+                f"at most {fit}: {batch.size} members of {per / 2**20:.3g} MiB each (estimated) do not fit in {where}",
+            )

@@ -1,0 +1,164 @@
+"""Running a sweep: the output directory's checks, resume, batch training, `on_batch`, and each
+process's share of the batches under `jax.distributed` (see the `grok.sweep` package docstring).
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grok import engine, store
+from grok.errors import ConfigError
+from grok.memory import check_memory
+from grok.run import Run, flatten_state
+from grok.store import RunDirError
+from grok.sweep.disk import batch_complete
+from grok.sweep.results import Sweep, load_sweep
+from grok.sweep.spec import Batch, SweepSpec
+
+
+def _check_out_dir(out: Path, spec: SweepSpec) -> None:
+    """Write `sweep.json`, or check that the one there is this spec."""
+    meta = out / "sweep.json"
+    if not meta.is_file():
+        # another process of a multi-host sweep may be writing sweep.json right now: its temporary
+        # doesn't count, and what it writes after sweep.json is fine (hence the second look)
+        others = out.exists() and any(not (f.name.startswith(".") and f.name.endswith(".tmp")) for f in out.iterdir())
+        if not meta.is_file():
+            if others:
+                raise RunDirError(f"{str(out)!r} exists, is not empty and holds no sweep.json: not a sweep directory")
+            store.atomic_write_json(meta, spec.normalized())
+            return
+    old = store.read_json(meta)
+    try:  # compare as specs, so a config field added since (with its default) is no difference
+        old = SweepSpec.from_normalized(old).normalized()
+    except (ConfigError, RunDirError, KeyError, TypeError):
+        pass
+    diff = _spec_diff(old, spec.normalized())
+    if diff:
+        raise RunDirError(
+            f"{str(out)!r} holds a different sweep (differs in {', '.join(diff)}); "
+            "resume it with its original spec or choose another output directory"
+        )
+
+
+def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    diff = []
+    for key in ("format", "axes", "seeds", "max_members_per_program"):
+        if old.get(key) != new.get(key):
+            if key == "axes" and isinstance(old.get(key), Mapping):
+                names = list(dict.fromkeys([*old[key], *new[key]]))
+                diff += [f"axes.{n}" for n in names if old[key].get(n) != new[key].get(n)] or ["axes order"]
+            else:
+                diff.append(key)
+    ob, nb = old.get("base", {}), new.get("base", {})
+    for section in dict.fromkeys([*ob, *nb]):
+        o, n = ob.get(section), nb.get(section)
+        if o != n:
+            if isinstance(o, Mapping) and isinstance(n, Mapping):
+                diff += [f"{section}.{k}" for k in dict.fromkeys([*o, *n]) if o.get(k) != n.get(k)]
+            elif section != "description":
+                diff.append(section)
+    return diff
+
+
+def _clear_partial(path: Path) -> None:
+    """Remove what an interrupted write left (status.json first, then temporaries)."""
+    if (path / "status.json").exists():
+        (path / "status.json").unlink()
+    if path.is_dir():
+        for leftover in path.glob(".*.tmp"):
+            leftover.unlink()
+
+
+def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard: bool) -> Run:
+    """Train one batch as one compiled group (padded to the group's batch size) → a Run of its real members."""
+    configs = [batch.group.config.override(**o) for o in batch.overrides]
+    n = len(configs)
+    configs += [configs[-1]] * (batch.size - n)
+    start = time.perf_counter()
+    cb = (lambda steps: progress(steps * n)) if progress is not None else None
+    _, _, history, state = engine.run_group(configs, progress=cb, shard=shard)
+    wall = time.perf_counter() - start
+    history = {k: (v if k == "step" else np.asarray(v)[:n]) for k, v in history.items()}
+    flat = {f"params/{k}": v[:n] for k, v in flatten_state(state.params).items()}
+    flat |= {f"rest/{k}": v[:n] for k, v in flatten_state(state.rest).items()}
+    import jax
+
+    status = {
+        "state": "finished",
+        "diverged": np.asarray(state.diverged)[:n].tolist(),
+        "diverged_step": np.asarray(state.diverged_step)[:n].tolist(),
+        "wall_seconds": wall,
+        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "jax_version": jax.__version__,
+        "backend": jax.default_backend(),
+        "n_devices": jax.device_count(),
+        "process": jax.process_index(),
+        "sweep": {"group": batch.group.index, "batch": batch.number, "index": [list(i) for i, _ in batch.members]},
+    }
+    return Run(config=batch.group.config, members=batch.overrides, history=history, state=flat, status=status)
+
+
+def sweep(
+    spec: str | Path | Mapping[str, Any] | SweepSpec,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    shard: bool = True,
+    memory_bytes: int | None = None,
+    on_batch: Callable[[Batch, Run], None] | None = None,
+) -> Sweep:
+    """Run (or resume) a sweep into `out`; returns `load_sweep(out)`.
+
+    `spec`: a TOML path, a sweep preset name, a dict of the TOML structure, or a SweepSpec.
+    Everything is validated (configs, axes, memory against `memory_bytes` or the devices)
+    before anything compiles. Complete batches in `out` are skipped untouched. `on_batch(batch,
+    run)` is called after each batch is saved. Under `jax.distributed` with several processes,
+    each trains its share of the batches (see the `grok.sweep` package docstring); a process returns the
+    whole sweep after a barrier.
+    """
+    import jax
+
+    spec = SweepSpec.parse(spec)
+    out = Path(out)
+    groups = spec.groups()
+    batches = spec.batches(groups)
+    n_proc, proc = jax.process_count(), jax.process_index()
+    if n_proc > 1:
+        shard = False
+    mine = [b for b in batches if b.index % n_proc == proc]
+    check_memory(spec, mine, memory_bytes=memory_bytes, shard=shard)
+    _check_out_dir(out, spec)
+    todo = [b for b in mine if not batch_complete(out, b)]
+    steps_of = {b.index: b.group.config.train.steps * len(b.members) for b in mine}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = sum(steps_of.values())
+        done = total - sum(steps_of[b.index] for b in todo)
+        bar = tqdm(total=total, initial=done, desc="sweep", unit="step", unit_scale=True, dynamic_ncols=True)
+    try:
+        for batch in todo:
+            path = out / batch.path
+            _clear_partial(path)
+            if bar is not None:
+                bar.set_postfix_str(f"{batch.path} ({len(batch.members)} members)")
+            run = _train_batch(batch, progress=bar.update if bar is not None else None, shard=shard)
+            run.save(path)
+            if on_batch is not None:
+                on_batch(batch, run)
+    finally:
+        if bar is not None:
+            bar.close()
+    if n_proc > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"grok-sweep:{out.resolve()}")
+    return load_sweep(out)
