@@ -6,8 +6,6 @@ that refuses a group whose batches would not fit (before anything compiles).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import jax
 import numpy as np
@@ -15,12 +13,8 @@ from flax import nnx
 
 from grok import member
 from grok.config import Config
-from grok.errors import ConfigError
 from grok.optim import optimizer_from_config
 from grok.registry import MODELS, PROBES
-
-if TYPE_CHECKING:
-    from grok.sweep.spec import Batch, SweepSpec
 
 MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
 
@@ -110,36 +104,3 @@ def device_memory() -> tuple[int, str, int]:
     if not all(limits):
         return 0, "unknown", len(devices)
     return min(limits), f"{min(limits) / 2**30:.1f} GiB per {devices[0].platform} device", len(devices)
-
-
-def check_memory(spec: SweepSpec, batches: Sequence[Batch], *, memory_bytes: int | None, shard: bool) -> None:
-    """Refuse a sweep whose batches would not fit (ConfigError naming the remedy)."""
-    if memory_bytes is None:
-        capacity, where, n_dev = device_memory()
-        if not capacity:
-            return
-    else:
-        capacity, where, n_dev = int(memory_bytes), f"{memory_bytes / 2**30:.3g} GiB (given)", 1
-    budget = MEMORY_FRACTION * capacity
-    seen: set[int] = set()
-    for batch in batches:
-        if batch.group.index in seen:
-            continue
-        seen.add(batch.group.index)
-        per = estimate_member_bytes(batch.group.config)
-        devs = n_dev if shard and batch.size >= n_dev else 1
-        on_one = -(-batch.size // devs)
-        if per > budget:
-            what = ", ".join(f"{k}={v}" for k, v in batch.group.static.items()) or "the base config"
-            raise ConfigError(
-                "sweep memory",
-                f"{per / 2**30:.3g} GiB per member ({what})",
-                f"a member that fits in {where} (estimated; reduce the model or the data)",
-            )
-        if on_one * per > budget:
-            fit = max(1, int(budget // per)) * devs
-            raise ConfigError(
-                "max_members_per_program",
-                spec.max_members_per_program,
-                f"at most {fit}: {batch.size} members of {per / 2**20:.3g} MiB each (estimated) do not fit in {where}",
-            )

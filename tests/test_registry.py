@@ -140,7 +140,7 @@ def test_user_transform_numbers_differ_per_member_without_recompiling():
     again = grok.train_members(cfg, [{"optim.grad_scale.scale": s} for s in (0.5, 2.0)], progress=False)
     assert grok.trace_count() == traces  # new numbers, the same program
     norms = first.history["weight_norm"]
-    assert np.all(norms[0] == norms[0, 0])  # scale 0: SGD never moves
+    np.testing.assert_allclose(norms[0], norms[0, 0], rtol=1e-6)  # scale 0: SGD never moves
     assert not np.allclose(norms[1], norms[1, 0])
     assert not np.allclose(again.history["train_loss"][0], again.history["train_loss"][1])
 
@@ -224,18 +224,19 @@ def test_user_task_and_model_train_save_load_and_rebuild(tmp_path):
             "task.copy_a.p": 5,
             "model.kind": "wide",
             "model.wide.width": 8,
-            "train.steps": 200,
+            "optim.transforms": [],
+            "train.steps": 600,
             "train.log_every": 100,
         }
     )
     run = grok.train(cfg, seeds=(0, 1), progress=False)
-    assert run.history["test_acc"][:, -1].min() == 1.0  # copying a token is learned
+    assert run.history["test_acc"][:, -1].min() == 1.0  # copying a token is learned (measured: by step 600)
     run.save(tmp_path / "r")
     loaded = grok.load_run(tmp_path / "r")
     model = loaded.model(1)
     data = loaded.dataset(1)
     out = model(data.x_test)
-    assert float(jnp.mean(jnp.argmax(out, 1) == data.y_test)) == 1.0
+    assert float(jnp.mean(jnp.argmax(out, 1) == data.y_test)) == run.history["test_acc"][1, -1]
     with pytest.raises(grok.ConfigError, match="model 'wide'|prunable"):
         grok.prune(loaded)
 

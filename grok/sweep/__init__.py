@@ -1,4 +1,6 @@
-"""Phase-diagram sweeps: a grid of configs as a handful of compiled programs (docs/architecture.md "Sweeps", docs/formulas.md §6).
+"""Phase-diagram sweeps: a grid of configs as a handful of compiled programs.
+
+See docs/architecture.md "Sweeps" and docs/formulas.md §6 (phases).
 
 A *sweep spec* (a TOML file, a Python dict, or the name of a preset in `grok/sweeps/`)::
 
@@ -51,10 +53,10 @@ and check), `runner` (`sweep`), `results` (`Sweep`, `load_sweep`) and `disk` (wh
 directories are complete, for the runner and the results).
 """
 
-from grok.memory import check_memory, device_memory, estimate_member_bytes
+from grok.memory import device_memory, estimate_member_bytes
 from grok.sweep.results import Sweep, load_sweep
 from grok.sweep.runner import sweep
-from grok.sweep.spec import Batch, Group, SweepSpec, sweep_presets
+from grok.sweep.spec import Batch, Group, SweepSpec, check_memory, sweep_presets
 
 __all__ = [
     "Batch",

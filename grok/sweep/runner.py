@@ -14,12 +14,11 @@ import numpy as np
 
 from grok import engine, store
 from grok.errors import ConfigError
-from grok.memory import check_memory
 from grok.run import Run, flatten_state
 from grok.store import RunDirError
 from grok.sweep.disk import batch_complete
 from grok.sweep.results import Sweep, load_sweep
-from grok.sweep.spec import Batch, SweepSpec
+from grok.sweep.spec import Batch, SweepSpec, check_memory
 
 
 def _check_out_dir(out: Path, spec: SweepSpec) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from grok import registry, store
 from grok.config import SECTIONS, Config, field_names, is_dynamic
 from grok.errors import ConfigError
-from grok.memory import estimate_member_bytes
+from grok.memory import MEMORY_FRACTION, device_memory, estimate_member_bytes
 from grok.presets import config_from_mapping
 from grok.store import RunDirError
 
@@ -331,6 +331,10 @@ def _axis_values(where: str, value: Any) -> list[Any]:
 
 
 def _field_type(name: str) -> str:
+    parts = name.split(".")
+    if len(parts) == 3:  # a registered kind's option: the type of its default
+        default = registry.SECTION_REGISTRIES[parts[0]].get(parts[1]).options[parts[2]]
+        return type(default).__name__
     section, _, leaf = name.rpartition(".")
     cls = SECTIONS[section] if section else Config
     return next(str(f.type) for f in dataclasses.fields(cls) if f.name == leaf)
@@ -393,3 +397,36 @@ def sweep_presets() -> dict[str, str]:
         with open(path, "rb") as fh:
             out[path.stem] = tomllib.load(fh).get("description", "")
     return out
+
+
+def check_memory(spec: SweepSpec, batches: Sequence[Batch], *, memory_bytes: int | None, shard: bool) -> None:
+    """Refuse a sweep whose batches would not fit (ConfigError naming the remedy)."""
+    if memory_bytes is None:
+        capacity, where, n_dev = device_memory()
+        if not capacity:
+            return
+    else:
+        capacity, where, n_dev = int(memory_bytes), f"{memory_bytes / 2**30:.3g} GiB (given)", 1
+    budget = MEMORY_FRACTION * capacity
+    seen: set[int] = set()
+    for batch in batches:
+        if batch.group.index in seen:
+            continue
+        seen.add(batch.group.index)
+        per = estimate_member_bytes(batch.group.config)
+        devs = n_dev if shard and batch.size >= n_dev else 1
+        on_one = -(-batch.size // devs)
+        if per > budget:
+            what = ", ".join(f"{k}={v}" for k, v in batch.group.static.items()) or "the base config"
+            raise ConfigError(
+                "sweep memory",
+                f"{per / 2**30:.3g} GiB per member ({what})",
+                f"a member that fits in {where} (estimated; reduce the model or the data)",
+            )
+        if on_one * per > budget:
+            fit = max(1, int(budget // per)) * devs
+            raise ConfigError(
+                "max_members_per_program",
+                spec.max_members_per_program,
+                f"at most {fit}: {batch.size} members of {per / 2**20:.3g} MiB each (estimated) do not fit in {where}",
+            )
