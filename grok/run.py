@@ -122,6 +122,38 @@ class Run:
         store.atomic_write_json(path / "status.json", self.status)
         return path
 
+    @classmethod
+    def from_group(
+        cls,
+        config: Config,
+        members: Sequence[Mapping[str, Any]],
+        history: Mapping[str, np.ndarray],
+        state: Any,
+        *,
+        wall_seconds: float,
+        status: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """The Run of a trained group (`engine.run_group`'s history and final member states).
+
+        Only the first `len(members)` rows are kept (a sweep pads its batches); `status` adds to
+        the standard record (state, divergence, wall time, versions).
+        """
+        n = len(members)
+        history = {k: (v if k == "step" else np.asarray(v)[:n]) for k, v in history.items()}
+        flat = {f"params/{k}": v[:n] for k, v in flatten_state(state.params).items()}
+        flat |= {f"rest/{k}": v[:n] for k, v in flatten_state(state.rest).items()}
+        record = {
+            "state": "finished",
+            "diverged": np.asarray(state.diverged)[:n].tolist(),
+            "diverged_step": np.asarray(state.diverged_step)[:n].tolist(),
+            "wall_seconds": wall_seconds,
+            "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "jax_version": jax.__version__,
+            "backend": jax.default_backend(),
+            "n_devices": jax.device_count(),
+        } | dict(status or {})
+        return cls(config=config, members=[dict(m) for m in members], history=history, state=flat, status=record)
+
     def summary(self) -> str:
         """One line per member: final train/test accuracy (or loss) and divergence."""
         lines = []
@@ -172,20 +204,7 @@ def train_members(
     finally:
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - start
-    flat = {f"params/{k}": v for k, v in flatten_state(state.params).items()}
-    flat |= {f"rest/{k}": v for k, v in flatten_state(state.rest).items()}
-    status = {
-        "state": "finished",
-        "diverged": np.asarray(state.diverged).tolist(),
-        "diverged_step": np.asarray(state.diverged_step).tolist(),
-        "wall_seconds": wall,
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-        "n_devices": jax.device_count(),
-    }
-    return Run(config=base, members=[dict(o) for o in overrides], history=history, state=flat, status=status)
+    return Run.from_group(base, overrides, history, state, wall_seconds=time.perf_counter() - start)
 
 
 def train(cfg: Config, seeds: Iterable[int] | None = None, *, progress: bool = True, shard: bool = True) -> Run:

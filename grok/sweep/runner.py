@@ -4,17 +4,16 @@ process's share of the batches under `jax.distributed` (see the `grok.sweep` pac
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import jax
 
 from grok import engine, store
 from grok.errors import ConfigError
-from grok.run import Run, flatten_state
+from grok.run import Run
 from grok.store import RunDirError
 from grok.sweep.disk import batch_complete
 from grok.sweep.results import Sweep, load_sweep
@@ -83,25 +82,12 @@ def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard:
     start = time.perf_counter()
     cb = (lambda steps: progress(steps * n)) if progress is not None else None
     _, _, history, state = engine.run_group(configs, progress=cb, shard=shard)
-    wall = time.perf_counter() - start
-    history = {k: (v if k == "step" else np.asarray(v)[:n]) for k, v in history.items()}
-    flat = {f"params/{k}": v[:n] for k, v in flatten_state(state.params).items()}
-    flat |= {f"rest/{k}": v[:n] for k, v in flatten_state(state.rest).items()}
-    import jax
-
-    status = {
-        "state": "finished",
-        "diverged": np.asarray(state.diverged)[:n].tolist(),
-        "diverged_step": np.asarray(state.diverged_step)[:n].tolist(),
-        "wall_seconds": wall,
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "jax_version": jax.__version__,
-        "backend": jax.default_backend(),
-        "n_devices": jax.device_count(),
+    sweep_status = {
         "process": jax.process_index(),
         "sweep": {"group": batch.group.index, "batch": batch.number, "index": [list(i) for i, _ in batch.members]},
     }
-    return Run(config=batch.group.config, members=batch.overrides, history=history, state=flat, status=status)
+    wall = time.perf_counter() - start
+    return Run.from_group(batch.group.config, batch.overrides, history, state, wall_seconds=wall, status=sweep_status)
 
 
 def sweep(
@@ -122,8 +108,6 @@ def sweep(
     each trains its share of the batches (see the `grok.sweep` package docstring); a process returns the
     whole sweep after a barrier.
     """
-    import jax
-
     spec = SweepSpec.parse(spec)
     out = Path(out)
     groups = spec.groups()
