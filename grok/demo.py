@@ -4,11 +4,13 @@ The `prieto-*-small` presets: add mod 31 with 90% of the pairs for training, MLP
 no weight decay. Softmax cross-entropy in float32 memorizes the training set and stalls (Softmax
 Collapse); ⊥AdamW generalizes within a few dozen steps; StableMax (float64) never
 collapses and groks after 7 000–10 000 steps (the paper's size: `grok reproduce prieto-stablemax`).
-Writes the runs, one figure (accuracy and SC fraction vs step, log x) and prints a table.
+`run_demo` writes the runs and one figure (accuracy and SC fraction vs step, log x);
+`summary_table` is the table `grok demo` prints (grok/cli/demo.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ DEMO_PRESETS = {
     "softmax CE (float32), ⊥AdamW": "prieto-perpgrad-small",
 }
 QUICK_STEPS = 200
+DEMO_FIGURE = "demo.png"  # written by `run_demo` into its `out` directory
 
 
 def demo_configs(quick: bool = False) -> dict[str, Config]:
@@ -78,17 +81,19 @@ def demo_figure(runs: dict[str, Run], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> dict[str, Run]:
-    """Train the three settings, save them under `out`, write `out/demo.png`, print the table."""
+def run_demo(
+    out: str | Path = "runs/demo", quick: bool = False, *, before: Callable[[int, str], None] | None = None
+) -> dict[str, Run]:
+    """Train the three settings, save setting i under `out/run{i}`, write `out/demo.png`; returns the runs.
 
+    `before(i, name)` is called before setting i trains (`grok demo` prints a header there).
+    """
     out = Path(out)
     runs: dict[str, Run] = {}
     for i, (name, cfg) in enumerate(demo_configs(quick).items()):
-        print(f"[{i + 1}/3] {name}")
+        if before is not None:
+            before(i, name)
         runs[name] = train(cfg, seeds=(0,))
         runs[name].save(out / f"run{i}")
-    figure = demo_figure(runs, out / "demo.png")
-    print()
-    print(summary_table(runs))
-    print(f"\nfigure: {figure}")
+    demo_figure(runs, out / DEMO_FIGURE)
     return runs

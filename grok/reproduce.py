@@ -13,12 +13,11 @@ writes `figure.png` whose title states the paper's claim and whether this run sh
 the run finished without showing the effect (expected with a much shortened `--steps`). The
 paper's sizes are meant for a GPU: the 80 000-step [P] runs and the [K] runs take hours on a CPU.
 
-Wired into the `grok` command line by `grok.cli` through `add_commands(subparsers)`.
+From Python: `reproduce(name, out)` returns a `Result`; the command is grok/cli/reproduce.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -377,48 +376,4 @@ def reproduce(
     return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
 
 
-# --------------------------------------------------------------------------- the command
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Handler of `grok reproduce`: 0 if the run shows the claim, 1 if not; ConfigError for bad input."""
-    overrides: dict[str, Any] = {}
-    if args.set:
-        from grok.cli import parse_sets
-
-        overrides = parse_sets(args.set)
-    cfg = build_config(args.name, args.steps, overrides)  # validate everything before any compilation
-    rep = REPRODUCTIONS[args.name]
-    print(f"{rep.paper}: {rep.claim}")
-    print(f"preset {rep.preset}: {cfg.train.steps} steps" + (f", {rep.sweep}" if rep.sweep else ""))
-    result = reproduce(
-        args.name, args.out, steps=args.steps, seeds=args.seeds, overrides=overrides, progress=not args.quiet
-    )
-    print(result.run.summary())
-    print(("shown: " if result.shown else "NOT shown: ") + result.message)
-    print(f"run saved to {result.out}; figure: {result.figure}")
-    return 0 if result.shown else 1
-
-
-def add_commands(subparsers) -> None:
-    """Add `reproduce` to the `grok` subcommands."""
-    listing = "\n".join(f"  {name:<24} {text}" for name, text in reproductions().items())
-    p = subparsers.add_parser(
-        "reproduce",
-        help="run a paper-size preset and write its figure with the paper's claim in the title",
-        description=(
-            "Train a paper's setting at its size, save the run, write figure.png (the paper's claim in the title, "
-            "and whether this run shows it) and reproduce.json. Exit status 0 when the run shows the claim, 1 "
-            "when it does not (expected with a much shortened --steps). The paper sizes are meant for a GPU.\n\n"
-            "NAME is one of:\n" + listing
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("name", metavar="NAME", help="the reproduction (see the list above)")
-    p.add_argument("--out", metavar="DIR", help="run directory to write (default: runs/reproduce/NAME)")
-    p.add_argument("--steps", type=int, metavar="N", help="train N steps instead of the paper's (a quick check)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds, trained together (default 0)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted config field")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_reproduce)
-
-
-__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "add_commands", "build_config", "reproduce", "reproductions"]
+__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "build_config", "reproduce", "reproductions"]

@@ -1,7 +1,4 @@
-"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (DESIGN.md §8).
-
-Wired into the `grok` command line by `grok.cli` through `add_commands(subparsers)`.
-"""
+"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (DESIGN.md §8)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ from pathlib import Path
 from grok.errors import ConfigError
 
 
-def add_commands(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """Add `plot` to the `grok` subcommands."""
     p = subparsers.add_parser(
         "plot",
