@@ -59,28 +59,6 @@ def summary_table(runs: dict[str, Run]) -> str:
     return "\n".join(rows)
 
 
-def demo_figure(runs: dict[str, Run], path: Path) -> Path:
-    """Left: train (dashed) / test (solid) accuracy; right: Softmax Collapse fraction; log step axis."""
-    import matplotlib.pyplot as plt
-
-    from grok.plots import plot_accuracy, plot_metric, save_figure
-
-    fig, (acc_ax, sc_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, run) in enumerate(runs.items()):
-        plot_accuracy(acc_ax, run, label=name, color=colors[i])
-        plot_metric(sc_ax, run.history["step"], run.history["sc_fraction"], label=name, color=colors[i])
-    task = next(iter(runs.values())).config.task
-    acc_ax.set_title(f"add mod {task.p}, {task.train_fraction:.0%} train, no weight decay [P, Fig 1]")
-    sc_ax.set_title("Softmax Collapse: fraction of train samples with Σexp == 1")
-    sc_ax.set_ylabel("SC fraction")
-    sc_ax.set_ylim(-0.02, 1.02)
-    acc_ax.legend(fontsize=7, loc="center right")
-    for ax in (acc_ax, sc_ax):
-        ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
 def run_demo(
     out: str | Path = "runs/demo", quick: bool = False, *, before: Callable[[int, str], None] | None = None
 ) -> dict[str, Run]:
@@ -88,6 +66,8 @@ def run_demo(
 
     `before(i, name)` is called before setting i trains (`grok demo` prints a header there).
     """
+    from grok.plots.demo import demo_figure
+
     out = Path(out)
     runs: dict[str, Run] = {}
     for i, (name, cfg) in enumerate(demo_configs(quick).items()):

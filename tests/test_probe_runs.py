@@ -21,8 +21,8 @@ from helpers import assert_png, run_command
 
 import grok
 import probes
-from grok import probe_plots
 from grok.errors import ConfigError
+from grok.plots import run as run_plots
 from grok.store import RunDirError
 
 PROBE_NAMES_P = ("sc_fraction", "zero_terms", "nlm_cosine", "logit_norm")
@@ -292,14 +292,14 @@ def test_grok_plot_draws_ntk_panels(kumar_run, tmp_path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3)
-    probe_plots.plot_ntk(axes[0], loaded, members=1)
-    probe_plots.plot_loss(axes[1], loaded)
-    probe_plots.plot_collapse(axes[2], loaded)
+    run_plots.plot_ntk(axes[0], loaded, members=1)
+    run_plots.plot_loss(axes[1], loaded)
+    run_plots.plot_collapse(axes[2], loaded)
     assert any("no collapse probe" in t.get_text() for t in axes[2].texts)
     assert len(axes[1].get_lines()) >= 4 * len(ALPHAS) - 1  # train, test, theory, kernel regression per member
     plt.close(fig)
     with pytest.raises(IndexError):
-        probe_plots.plot_ntk(axes[0], loaded, members=7)
+        run_plots.plot_ntk(axes[0], loaded, members=7)
 
 
 def test_neurons_probe_refused_for_the_alpha_net():

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import grok
-from grok import phase_plots
 from grok.cli import build_parser
 from grok.phases import PHASES, classify_phase
+from grok.plots import phase as phase_plots
 from grok.store import RunDirError
 from grok.sweep import SweepSpec, check_memory, estimate_member_bytes, load_sweep, sweep, sweep_presets
 

@@ -24,7 +24,7 @@ def _parse_at(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_phase(args: argparse.Namespace) -> int:
-    from grok import phase_plots
+    from grok.plots import phase as phase_plots
     from grok.sweep import load_sweep
 
     sw = load_sweep(args.dir)

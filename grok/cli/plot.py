@@ -41,7 +41,7 @@ def add_parser(subparsers) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Handler of `grok plot`; ConfigError / RunDirError for bad input."""
-    from grok.probe_plots import plot_run
+    from grok.plots.run import plot_run
     from grok.run import load_run
 
     run = load_run(args.run_dir)

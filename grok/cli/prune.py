@@ -16,7 +16,8 @@ ORDER_CHOICES = ("low", "high", "random", "all")
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from grok import store
-    from grok.prune import ORDERS, check_fraction, plot_prune_curves, prune
+    from grok.plots.prune import plot_prune_curves
+    from grok.prune import ORDERS, check_fraction, prune
     from grok.run import load_run
 
     if args.order not in ORDER_CHOICES:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grok.plots import panel_grid, save_figure
+from grok.plots.base import panel_grid, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
