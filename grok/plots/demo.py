@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
-from grok.plots.base import plot_accuracy, plot_metric, save_figure
+from grok.plots.base import plot_metric, save_figure
+from grok.plots.run import plot_accuracy
 
 if TYPE_CHECKING:
     from grok.run import Run
