@@ -191,6 +191,35 @@ def test_probes_survive_save_and_load_and_grok_plot_draws_them(doshi_run, tmp_pa
         run_plot([str(tmp_path / "missing")])
 
 
+def test_grok_plot_draws_a_panel_for_each_unknown_scalar_metric(tmp_path, monkeypatch):
+    # a probe registered outside grok leaves a metric the built-in panels cannot know
+    cfg = grok.preset("prieto-perpgrad").override(
+        **{"task.p": 23, "model.widths": [16, 16], "train.steps": 20, "train.log_every": 10}
+    )
+    run = grok.train(cfg, seeds=(0, 1), progress=False)
+    n = len(run.history["step"])
+    assert n == 3  # steps 0, 10, 20
+    run.history["my_metric"] = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    run.history["my_vector"] = np.zeros((2, n, 4))  # not a scalar per interval: no panel
+    run.history["my_nan"] = np.full((2, n), np.nan)  # nothing to draw: no panel
+    run.save(tmp_path / "run")
+    figures = []
+    save = run_plots.save_figure
+    monkeypatch.setattr(run_plots, "save_figure", lambda fig, path: figures.append(fig) or save(fig, path))
+
+    assert run_plot([str(tmp_path / "run")]) == 0
+    assert_plot_png(tmp_path / "run" / "plot.png")
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles.count("my_metric") == 1
+    assert not {"my_vector", "my_nan", "step", "diverged", "train_acc", "test_loss"} & set(titles)
+    (ax,) = [ax for ax in fig.axes if ax.get_title() == "my_metric"]
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), np.maximum(run.history["step"], 1))
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 3.0, 4.0])  # the mean over the members, with a band
+    assert len(ax.collections) == 1
+
+
 # --------------------------------------------------------------------------- [K] lazy → rich, NTK
 K_SMALL = {
     "task.dim": 20,

@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
         description=(
             "Write a multi-panel PNG of a run directory: accuracy, loss, and the probes it recorded "
             "(softmax collapse and NLM [P], NTK alignment and movement [K], IPR histogram and mean [D], "
-            "weight norms)."
+            "weight norms), then a panel for each other metric the run recorded as a number per interval "
+            "(a probe of your own, say)."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `grok train --out`")

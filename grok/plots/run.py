@@ -20,6 +20,13 @@ from grok.plots.base import panel_grid, plot_metric, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
+# What the built-in panels of `plot_run` draw (and `weight_norm/<layer>`); every other metric that
+# is a number per member and interval (a probe registered outside grok, say) gets a panel of its own.
+PANEL_METRICS = frozenset(
+    {"train_acc", "test_acc", "train_loss", "test_loss", "theory_test_loss", "kernel_test_mse"}
+    | {*COLLAPSE_METRICS, *NTK_METRICS, "ipr_hist", "ipr_mean", "weight_norm", "logit_norm"}
+)
+NOT_METRICS = ("step", "diverged")
 LAYER_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (6, 2)), (0, (1, 2)), (0, (3, 1, 1, 1)))
 
 
@@ -236,9 +243,34 @@ def plot_ipr_histogram(ax, run, *, steps: Sequence[int] | None = None, member: i
     return ax
 
 
+def extra_metrics(run, members=None) -> list[str]:
+    """History metrics no built-in panel draws, sorted: scalars per interval (`[members, intervals]`,
+    not `step` or `diverged`) with a finite value among `members`, e.g. a user-registered probe's."""
+    h = run.history
+    picked = _member_list(run, members)
+    shape = (len(run.members), len(h["step"]))
+    names = []
+    for name in sorted(h):
+        if name in PANEL_METRICS or name in NOT_METRICS or name.startswith("weight_norm/"):
+            continue
+        values = np.asarray(h[name])
+        if values.shape == shape and values.dtype.kind in "biuf" and np.isfinite(values[picked].astype(float)).any():
+            names.append(name)
+    return names
+
+
+def plot_extra_metric(ax, run, name: str, *, members=None, logx: bool = True):
+    """A metric no built-in panel draws (see `extra_metrics`), titled with its name."""
+    _draw(ax, run, name, members, logx=logx)
+    ax.set_title(name, fontsize=9)
+    return _finish(ax, run, members, "")
+
+
 # --------------------------------------------------------------------------- the run figure
 def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=None, title: str = "") -> Path:
-    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms.
+    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms,
+    then one panel per other scalar metric of the history (`extra_metrics`: probes registered
+    outside grok, the split accuracies of corrupted-label runs).
 
     Panels whose probes the run lacks are left out (accuracy too, for regression). `steps`
     chooses the IPR-histogram steps (nearest logged); `members` the members drawn (the
@@ -258,6 +290,8 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
         panels.append(lambda ax: plot_ipr_histogram(ax, run, steps=steps, member=picked[0]))
         panels.append(lambda ax: plot_ipr(ax, run, members=picked))
     panels.append(lambda ax: plot_weight_norms(ax, run, members=picked))
+    for name in extra_metrics(run, picked):
+        panels.append(lambda ax, name=name: plot_extra_metric(ax, run, name, members=picked))
     fig, axes = panel_grid(len(panels))
     for draw, ax in zip(panels, axes, strict=True):
         draw(ax)
