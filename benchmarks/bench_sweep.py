@@ -116,7 +116,7 @@ def plot(out: dict[str, float], path: Path = FIGURE) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from grok.plots import save_figure
+    from grok.plots.base import save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     top = max(out[f"{name} sequential_us_per_member_step"] for name in SIZES)

@@ -4,11 +4,13 @@ The `prieto-*-small` presets: add mod 31 with 90% of the pairs for training, MLP
 no weight decay. Softmax cross-entropy in float32 memorizes the training set and stalls (Softmax
 Collapse); ⊥AdamW generalizes within a few dozen steps; StableMax (float64) never
 collapses and groks after 7 000–10 000 steps (the paper's size: `grok reproduce prieto-stablemax`).
-Writes the runs, one figure (accuracy and SC fraction vs step, log x) and prints a table.
+`run_demo` writes the runs and one figure (accuracy and SC fraction vs step, log x);
+`summary_table` is the table `grok demo` prints (grok/cli/demo.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ DEMO_PRESETS = {
     "softmax CE (float32), ⊥AdamW": "prieto-perpgrad-small",
 }
 QUICK_STEPS = 200
+DEMO_FIGURE = "demo.png"  # written by `run_demo` into its `out` directory
 
 
 def demo_configs(quick: bool = False) -> dict[str, Config]:
@@ -56,39 +59,21 @@ def summary_table(runs: dict[str, Run]) -> str:
     return "\n".join(rows)
 
 
-def demo_figure(runs: dict[str, Run], path: Path) -> Path:
-    """Left: train (dashed) / test (solid) accuracy; right: Softmax Collapse fraction; log step axis."""
-    import matplotlib.pyplot as plt
+def run_demo(
+    out: str | Path = "runs/demo", quick: bool = False, *, before: Callable[[int, str], None] | None = None
+) -> dict[str, Run]:
+    """Train the three settings, save setting i under `out/run{i}`, write `out/demo.png`; returns the runs.
 
-    from grok.plots import plot_accuracy, plot_metric, save_figure
-
-    fig, (acc_ax, sc_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, run) in enumerate(runs.items()):
-        plot_accuracy(acc_ax, run, label=name, color=colors[i])
-        plot_metric(sc_ax, run.history["step"], run.history["sc_fraction"], label=name, color=colors[i])
-    task = next(iter(runs.values())).config.task
-    acc_ax.set_title(f"add mod {task.p}, {task.train_fraction:.0%} train, no weight decay [P, Fig 1]")
-    sc_ax.set_title("Softmax Collapse: fraction of train samples with Σexp == 1")
-    sc_ax.set_ylabel("SC fraction")
-    sc_ax.set_ylim(-0.02, 1.02)
-    acc_ax.legend(fontsize=7, loc="center right")
-    for ax in (acc_ax, sc_ax):
-        ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
-def run_demo(out: str | Path = "runs/demo", quick: bool = False) -> dict[str, Run]:
-    """Train the three settings, save them under `out`, write `out/demo.png`, print the table."""
+    `before(i, name)` is called before setting i trains (`grok demo` prints a header there).
+    """
+    from grok.plots.demo import demo_figure
 
     out = Path(out)
     runs: dict[str, Run] = {}
     for i, (name, cfg) in enumerate(demo_configs(quick).items()):
-        print(f"[{i + 1}/3] {name}")
+        if before is not None:
+            before(i, name)
         runs[name] = train(cfg, seeds=(0,))
         runs[name].save(out / f"run{i}")
-    figure = demo_figure(runs, out / "demo.png")
-    print()
-    print(summary_table(runs))
-    print(f"\nfigure: {figure}")
+    demo_figure(runs, out / DEMO_FIGURE)
     return runs

@@ -102,6 +102,17 @@ def grokking_delay(
     return t_test - t_train
 
 
+def loss_crossings(
+    steps: ArrayLike, train_loss: ArrayLike, test_loss: ArrayLike, factor: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test): per member, the first step at which each loss curve `[..., T]` falls below
+    `factor` × its first entry (NaN if never); at least 1-d. Their difference is the [K] grokking delay."""
+    train_loss, test_loss = np.asarray(train_loss), np.asarray(test_loss)
+    fit = first_crossing(steps, train_loss, factor * train_loss[..., 0], "below")
+    grokked = first_crossing(steps, test_loss, factor * test_loss[..., 0], "below")
+    return np.atleast_1d(fit), np.atleast_1d(grokked)
+
+
 def regression_grokking_delay(
     steps: ArrayLike,
     train_loss: ArrayLike,

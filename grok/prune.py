@@ -471,32 +471,3 @@ def model_run(cfg: Config, model: nnx.Module, *, status: Mapping[str, Any] | Non
     run = Run(config=cfg, members=[{"seed": cfg.seed}], history=history, state=state, status=info | dict(status or {}))
     run.model(0)  # fail now, clearly, if the shapes do not match
     return run
-
-
-# --------------------------------------------------------------------------- plot
-def plot_prune_curves(results_by_order: Mapping[str, PruneResult], path: str | Path, title: str = "") -> Path:
-    """Accuracy vs fraction pruned: one panel per accuracy kind, one line per order. Writes a PNG."""
-    from grok.plots import panel_grid, save_figure
-
-    if not results_by_order:
-        raise ValueError("plot_prune_curves needs at least one PruneResult")
-    colors = {"low": "tab:blue", "high": "tab:red", "random": "tab:gray"}
-    fig, axes = panel_grid(len(ACCURACIES), ncols=3, size=(4.0, 3.2))
-    for j, (ax, (name, _, long)) in enumerate(zip(axes, ACCURACIES, strict=True)):
-        for order, res in results_by_order.items():
-            values = getattr(res, name)
-            style = "--" if order == "random" else "-"
-            ax.plot(res.fractions, values, style, color=colors.get(order), label=ORDER_LABELS.get(order, order))
-        ax.set_title(long, fontsize=10)
-        if j >= len(axes) - 3:
-            ax.set_xlabel("fraction of neurons pruned")
-        if j % 3 == 0:
-            ax.set_ylabel("accuracy")
-        ax.set_xlim(0.0, 1.0)
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower left")
-    first = next(iter(results_by_order.values()))
-    fig.suptitle(title or f"pruning first-layer neurons by IPR ({first.model_kind}, N={first.n_neurons}) [D]")
-    fig.tight_layout()
-    return save_figure(fig, path)

@@ -13,12 +13,11 @@ writes `figure.png` whose title states the paper's claim and whether this run sh
 the run finished without showing the effect (expected with a much shortened `--steps`). The
 paper's sizes are meant for a GPU: the 80 000-step [P] runs and the [K] runs take hours on a CPU.
 
-Wired into the `grok` command line by `grok.cli` through `add_commands(subparsers)`.
+From Python: `reproduce(name, out)` returns a `Result`; the command is grok/cli/reproduce.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from grok.errors import ConfigError
+from grok.phases import loss_crossings
+from grok.plots.reproduce import figure_doshi, figure_fig3a, figure_run
 
 FIG3A_ALPHAS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0)
 LOG_POINTS = 100  # logged intervals of a run whose length is set with --steps
@@ -111,12 +112,8 @@ def _check_phase(expected: str) -> Callable[[Any], tuple[bool, str]]:
 
 def _delays(run) -> tuple[np.ndarray, np.ndarray]:
     """Per member: (step the train loss falls below 10% of its initial value, same for the test loss)."""
-    from grok.phases import first_crossing
-
     h = run.history
-    fit = first_crossing(h["step"], h["train_loss"], 0.1 * h["train_loss"][:, 0], "below")
-    grokked = first_crossing(h["step"], h["test_loss"], 0.1 * h["test_loss"][:, 0], "below")
-    return np.atleast_1d(fit), np.atleast_1d(grokked)
+    return loss_crossings(h["step"], h["train_loss"], h["test_loss"])
 
 
 def _check_fig1(run) -> tuple[bool, str]:
@@ -144,85 +141,6 @@ def _span(values: np.ndarray) -> str:
     return f"{lo:.2f}" if np.isclose(lo, hi) else f"{lo:.2f}–{hi:.2f}"
 
 
-# --------------------------------------------------------------------------- figures
-def _figure_run(run, path: Path, title: str) -> Path:
-    """The multi-panel run figure of `grok plot` (accuracy or loss, the probes, weight norms)."""
-    from grok.probe_plots import plot_run
-
-    return plot_run(run, path, title=title)
-
-
-def _figure_doshi(run, path: Path, title: str) -> Path:
-    """[D]: the five accuracies over time, the per-neuron IPR histogram, the mean IPR."""
-    import matplotlib.pyplot as plt
-
-    from grok.plots import plot_metric, save_figure
-    from grok.probe_plots import plot_ipr, plot_ipr_histogram
-
-    h = run.history
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    curves = (
-        ("train_acc", "train (noisy labels)", "black", "-"),
-        ("train_acc_clean", "clean train", "tab:green", "--"),
-        ("train_acc_corrupted", "corrupted, noisy labels", "tab:red", "-"),
-        ("corrupted_true_acc", "corrupted, true labels", "tab:purple", ":"),
-        ("test_acc", "test", "tab:blue", "-"),
-    )
-    for name, label, color, style in curves:
-        plot_metric(axes[0], h["step"], h[name], label=label, color=color, style=style)
-    axes[0].set(ylabel="accuracy", ylim=(-0.02, 1.02))
-    axes[0].legend(fontsize=8)
-    plot_ipr_histogram(axes[1], run)
-    plot_ipr(axes[2], run)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def _figure_fig3a(run, path: Path, title: str) -> Path:
-    """[K] Fig. 3a: loss curves, NTK alignment and grokking delay per α."""
-    import matplotlib.pyplot as plt
-
-    from grok.plots import save_figure
-
-    h = run.history
-    steps = np.maximum(h["step"], 1)
-    alphas = np.asarray([run.member_config(i).model.alpha for i in range(run.n_members)])
-    order = np.argsort(alphas, kind="stable")
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(order)))
-    fit, grokked = _delays(run)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for c, i in zip(colors, order, strict=True):
-        axes[0].plot(steps, h["train_loss"][i] / h["train_loss"][i, 0], "--", color=c, lw=1)
-        axes[0].plot(steps, h["test_loss"][i] / h["test_loss"][i, 0], color=c, label=f"α = {alphas[i]:g}")
-        if "ntk_alignment" in h:
-            ok = np.isfinite(h["ntk_alignment"][i])
-            axes[1].plot(steps[ok], h["ntk_alignment"][i, ok], color=c, label=f"α = {alphas[i]:g}")
-    axes[0].axhline(0.1, color="gray", ls=":", lw=0.8)
-    axes[0].set(xscale="log", yscale="log", xlabel="step", ylabel="loss / initial loss")
-    axes[0].set_title("train (dashed) and test (solid) loss", fontsize=9)
-    axes[0].legend(fontsize=7, ncol=2)
-    axes[1].set(xscale="log", xlabel="step", ylabel="centered kernel-target alignment")
-    axes[1].set_title("NTK alignment", fontsize=9)
-    delay = grokked - fit
-    ok = np.isfinite(delay)
-    axes[2].plot(alphas[ok], np.maximum(delay[ok], 1), "o-", color="tab:blue", label="grokking delay")
-    never = ~ok & np.isfinite(fit)
-    if never.any():
-        top = h["step"][-1]
-        axes[2].plot(alphas[never], np.full(never.sum(), top), "v", color="tab:red", label="test never < 10%")
-    axes[2].set(xscale="log", yscale="log", xlabel="output scale α", ylabel="steps (test − train < 10%)")
-    axes[2].set_title("grokking delay", fontsize=9)
-    axes[2].legend(fontsize=8)
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 # --------------------------------------------------------------------------- the catalogue
 def _doshi(phase: str, wd: str, claim: str) -> Reproduction:
     return Reproduction(
@@ -231,7 +149,7 @@ def _doshi(phase: str, wd: str, claim: str) -> Reproduction:
         claim=f"add mod 97, 35% corrupted labels, weight decay {wd}: {claim}",
         probes=("neurons",),
         check=_check_phase(phase),
-        figure=_figure_doshi,
+        figure=figure_doshi,
     )
 
 
@@ -243,7 +161,7 @@ def _prieto(figure: str, claim: str, check) -> Reproduction:
         claim=claim,
         probes=("collapse",),
         check=check,
-        figure=_figure_run,
+        figure=figure_run,
     )
 
 
@@ -285,13 +203,13 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         "1",
         "the test loss falls long after the train loss: grokking as the transition from lazy to rich dynamics",
         _check_fig1,
-        _figure_run,
+        figure_run,
     ),
     "kumar-fig3a": _kumar(
         "3a",
         "the grokking delay grows with the output scale α: rich (small α) at once, lazy (large α) late or never",
         _check_fig3a,
-        _figure_fig3a,
+        figure_fig3a,
         sweep={"model.alpha": FIG3A_ALPHAS},
     ),
 }
@@ -377,48 +295,4 @@ def reproduce(
     return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
 
 
-# --------------------------------------------------------------------------- the command
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Handler of `grok reproduce`: 0 if the run shows the claim, 1 if not; ConfigError for bad input."""
-    overrides: dict[str, Any] = {}
-    if args.set:
-        from grok.cli import parse_sets
-
-        overrides = parse_sets(args.set)
-    cfg = build_config(args.name, args.steps, overrides)  # validate everything before any compilation
-    rep = REPRODUCTIONS[args.name]
-    print(f"{rep.paper}: {rep.claim}")
-    print(f"preset {rep.preset}: {cfg.train.steps} steps" + (f", {rep.sweep}" if rep.sweep else ""))
-    result = reproduce(
-        args.name, args.out, steps=args.steps, seeds=args.seeds, overrides=overrides, progress=not args.quiet
-    )
-    print(result.run.summary())
-    print(("shown: " if result.shown else "NOT shown: ") + result.message)
-    print(f"run saved to {result.out}; figure: {result.figure}")
-    return 0 if result.shown else 1
-
-
-def add_commands(subparsers) -> None:
-    """Add `reproduce` to the `grok` subcommands."""
-    listing = "\n".join(f"  {name:<24} {text}" for name, text in reproductions().items())
-    p = subparsers.add_parser(
-        "reproduce",
-        help="run a paper-size preset and write its figure with the paper's claim in the title",
-        description=(
-            "Train a paper's setting at its size, save the run, write figure.png (the paper's claim in the title, "
-            "and whether this run shows it) and reproduce.json. Exit status 0 when the run shows the claim, 1 "
-            "when it does not (expected with a much shortened --steps). The paper sizes are meant for a GPU.\n\n"
-            "NAME is one of:\n" + listing
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("name", metavar="NAME", help="the reproduction (see the list above)")
-    p.add_argument("--out", metavar="DIR", help="run directory to write (default: runs/reproduce/NAME)")
-    p.add_argument("--steps", type=int, metavar="N", help="train N steps instead of the paper's (a quick check)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds, trained together (default 0)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted config field")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_reproduce)
-
-
-__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "add_commands", "build_config", "reproduce", "reproductions"]
+__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "build_config", "reproduce", "reproductions"]

@@ -6,7 +6,8 @@ import sys
 import pytest
 
 import grok
-from grok.cli import build_parser, main, parse_sets
+from grok.cli import build_parser, main
+from grok.cli.args import parse_sets
 
 SMALL = [
     "--set",

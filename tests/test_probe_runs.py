@@ -21,8 +21,8 @@ from helpers import assert_png, run_command
 
 import grok
 import probes
-from grok import probe_plots
 from grok.errors import ConfigError
+from grok.plots import run as run_plots
 from grok.store import RunDirError
 
 PROBE_NAMES_P = ("sc_fraction", "zero_terms", "nlm_cosine", "logit_norm")
@@ -191,6 +191,35 @@ def test_probes_survive_save_and_load_and_grok_plot_draws_them(doshi_run, tmp_pa
         run_plot([str(tmp_path / "missing")])
 
 
+def test_grok_plot_draws_a_panel_for_each_unknown_scalar_metric(tmp_path, monkeypatch):
+    # a probe registered outside grok leaves a metric the built-in panels cannot know
+    cfg = grok.preset("prieto-perpgrad").override(
+        **{"task.p": 23, "model.widths": [16, 16], "train.steps": 20, "train.log_every": 10}
+    )
+    run = grok.train(cfg, seeds=(0, 1), progress=False)
+    n = len(run.history["step"])
+    assert n == 3  # steps 0, 10, 20
+    run.history["my_metric"] = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    run.history["my_vector"] = np.zeros((2, n, 4))  # not a scalar per interval: no panel
+    run.history["my_nan"] = np.full((2, n), np.nan)  # nothing to draw: no panel
+    run.save(tmp_path / "run")
+    figures = []
+    save = run_plots.save_figure
+    monkeypatch.setattr(run_plots, "save_figure", lambda fig, path: figures.append(fig) or save(fig, path))
+
+    assert run_plot([str(tmp_path / "run")]) == 0
+    assert_plot_png(tmp_path / "run" / "plot.png")
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles.count("my_metric") == 1
+    assert not {"my_vector", "my_nan", "step", "diverged", "train_acc", "test_loss"} & set(titles)
+    (ax,) = [ax for ax in fig.axes if ax.get_title() == "my_metric"]
+    (line,) = ax.get_lines()
+    np.testing.assert_allclose(line.get_xdata(), np.maximum(run.history["step"], 1))
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 3.0, 4.0])  # the mean over the members, with a band
+    assert len(ax.collections) == 1
+
+
 # --------------------------------------------------------------------------- [K] lazy → rich, NTK
 K_SMALL = {
     "task.dim": 20,
@@ -292,14 +321,14 @@ def test_grok_plot_draws_ntk_panels(kumar_run, tmp_path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3)
-    probe_plots.plot_ntk(axes[0], loaded, members=1)
-    probe_plots.plot_loss(axes[1], loaded)
-    probe_plots.plot_collapse(axes[2], loaded)
+    run_plots.plot_ntk(axes[0], loaded, members=1)
+    run_plots.plot_loss(axes[1], loaded)
+    run_plots.plot_collapse(axes[2], loaded)
     assert any("no collapse probe" in t.get_text() for t in axes[2].texts)
     assert len(axes[1].get_lines()) >= 4 * len(ALPHAS) - 1  # train, test, theory, kernel regression per member
     plt.close(fig)
     with pytest.raises(IndexError):
-        probe_plots.plot_ntk(axes[0], loaded, members=7)
+        run_plots.plot_ntk(axes[0], loaded, members=7)
 
 
 def test_neurons_probe_refused_for_the_alpha_net():

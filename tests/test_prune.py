@@ -19,12 +19,12 @@ import grok
 from grok import losses
 from grok.models import analytic_solution, apply_neuron_mask, build_model
 from grok.phases import classify_phase
+from grok.plots.prune import plot_prune_curves
 from grok.prune import (
     _COUNTS,
     ACCURACY_NAMES,
     model_run,
     neuron_iprs,
-    plot_prune_curves,
     prune,
     prune_all,
     save_pruned,

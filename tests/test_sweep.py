@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import grok
-from grok import phase_plots
+from grok.cli import build_parser
 from grok.phases import PHASES, classify_phase
+from grok.plots import phase as phase_plots
 from grok.store import RunDirError
 from grok.sweep import SweepSpec, check_memory, estimate_member_bytes, load_sweep, sweep, sweep_presets
-from grok.sweep_cli import build_parser
 
 BASE = {
     "preset": "doshi-coexistence",
@@ -431,7 +431,7 @@ def test_multi_process_sweep_splits_batches_and_each_process_sees_the_whole_grid
     code = textwrap.dedent(
         f"""
         import sys
-        from grok.sweep_cli import build_parser
+        from grok.cli import build_parser
         argv = ["sweep", {str(spec)!r}, "--out", {str(out)!r}, "--quiet", "--coordinator", "localhost:{port}",
                 "--num-processes", "2", "--process-id", sys.argv[1]]
         args = build_parser().parse_args(argv)

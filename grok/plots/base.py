@@ -1,5 +1,6 @@
-"""Figures. Functions draw on a given matplotlib Axes (or make one) and return it;
-`*_figure` helpers write a PNG atomically and return its path."""
+"""What every figure uses: `save_figure` (a PNG, written atomically), `panel_grid` and
+`plot_metric`, the mean-over-members line with its band. Drawing functions take a matplotlib
+Axes and return it."""
 
 from __future__ import annotations
 
@@ -34,29 +35,28 @@ def plot_metric(
     *,
     label: str | None = None,
     color=None,
-    style: str = "-",
+    style="-",
     logx: bool = True,
+    marker: str | None = None,
 ):
-    """One metric over time; `values` is [intervals] or [members, intervals] (mean line, min–max band)."""
+    """One metric over time: the mean over members and, with several members, their min–max band.
+
+    `values` is [intervals] or [members, intervals] (NaN entries are left out of the mean and the
+    band); `style` a line style ("--", or a dash tuple); `marker` marks the points (small). Every
+    line of a metric over members in grok's figures is drawn here.
+    """
     values = np.atleast_2d(values)
     x = _steps_for_log(steps) if logx else steps
     mean = np.nanmean(values, axis=0)
-    (line,) = ax.plot(x, mean, style, label=label, color=color)
+    fmt, kw = ((style,), {}) if isinstance(style, str) else ((), {"linestyle": style})
+    if marker is not None:
+        kw |= {"marker": marker, "ms": 4}
+    (line,) = ax.plot(x, mean, *fmt, label=label, color=color, **kw)
     if values.shape[0] > 1:
         ax.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel("step")
-    return ax
-
-
-def plot_accuracy(ax, run, *, label: str = "", color=None, logx: bool = True):
-    """Train (dashed) and test (solid) accuracy of a run's members."""
-    steps = run.history["step"]
-    plot_metric(ax, steps, run.history["train_acc"], label=f"{label} train", color=color, style="--", logx=logx)
-    plot_metric(ax, steps, run.history["test_acc"], label=f"{label} test", color=color, logx=logx)
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(-0.02, 1.02)
     return ax
 
 

@@ -1,4 +1,5 @@
-"""Probes over time (DESIGN.md §5): one drawing function per probe family, and `plot_run`.
+"""A run's history over time (DESIGN.md §5, §8): accuracy, loss, one drawing function per probe
+family, and `plot_run`, the multi-panel figure of `grok plot`.
 
 Every `plot_*` function draws on a given matplotlib Axes and returns it. `members` picks
 which members to draw (None: all; an int or a list of ints). Members that differ only by
@@ -15,10 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from grok.plots import panel_grid, save_figure
+from grok.plots.base import panel_grid, plot_metric, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
+# What the built-in panels of `plot_run` draw (and `weight_norm/<layer>`); every other metric that
+# is a number per member and interval (a probe registered outside grok, say) gets a panel of its own.
+PANEL_METRICS = frozenset(
+    {"train_acc", "test_acc", "train_loss", "test_loss", "theory_test_loss", "kernel_test_mse"}
+    | {*COLLAPSE_METRICS, *NTK_METRICS, "ipr_hist", "ipr_mean", "weight_norm", "logit_norm"}
+)
+NOT_METRICS = ("step", "diverged")
 LAYER_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (6, 2)), (0, (1, 2)), (0, (3, 1, 1, 1)))
 
 
@@ -48,7 +56,7 @@ def _groups(run, members) -> list[tuple[str, list[int]]]:
 
 
 def _draw(ax, run, name: str, members, *, label: str = "", style="-", color=None, logx: bool = True):
-    """One metric over time for the chosen members.
+    """One metric over time for the chosen members, through `plot_metric`.
 
     One line per member group (mean with a min–max band for seed groups). Intervals where a
     metric is NaN (a probe with a coarser interval) are skipped and the measured points get
@@ -59,19 +67,16 @@ def _draw(ax, run, name: str, members, *, label: str = "", style="-", color=None
     values = np.asarray(run.history[name], dtype=float)
     groups = _groups(run, members)
     colors = _colors()
-    x_all = np.maximum(steps, 1) if logx else steps  # step 0 drawn at 1 on a log axis
     for g, (_, idx) in enumerate(groups):
         v = values[idx]
         keep = np.isfinite(v).any(axis=0)
         if not keep.any():
             continue
-        x, v = x_all[keep], v[:, keep]
         marker = "." if keep.sum() < len(steps) else None
         c = colors[g % len(colors)] if len(groups) > 1 else color
-        (line,) = ax.plot(x, np.nanmean(v, axis=0), linestyle=style, color=c, marker=marker, ms=4, label=label or None)
-        if v.shape[0] > 1:
-            ax.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=line.get_color(), alpha=0.2)
+        plot_metric(ax, steps[keep], v[:, keep], label=label or None, color=c, style=style, logx=logx, marker=marker)
         if g == 0:
+            line = ax.get_lines()[-1]
             _registry(ax).append((label, style, line.get_color() if len(groups) == 1 else "black"))
     if logx:
         ax.set_xscale("log")
@@ -147,6 +152,18 @@ def nearest_steps(run, steps: Sequence[int] | None, n_default: int = 4) -> list[
 
 
 # --------------------------------------------------------------------------- one per family
+def plot_accuracy(ax, run, *, members=None, label: str = "", color=None, logx: bool = True):
+    """Train (dashed, against the noisy labels) and test (solid) accuracy.
+
+    `label` prefixes the two legend entries and `color` colours both lines (several runs on one
+    Axes, as in `grok demo`).
+    """
+    prefix = f"{label} " if label else ""
+    _draw(ax, run, "train_acc", members, label=prefix + "train", style="--", color=color, logx=logx)
+    _draw(ax, run, "test_acc", members, label=prefix + "test", color=color, logx=logx)
+    return _finish(ax, run, members, "accuracy", ylim=(-0.02, 1.02))
+
+
 def plot_loss(ax, run, *, members=None, logx: bool = True):
     """Train (dashed) and test (solid) loss, log y; the [K] theory and kernel-regression losses when probed."""
     _draw(ax, run, "train_loss", members, label="train", style="--", logx=logx)
@@ -226,9 +243,34 @@ def plot_ipr_histogram(ax, run, *, steps: Sequence[int] | None = None, member: i
     return ax
 
 
+def extra_metrics(run, members=None) -> list[str]:
+    """History metrics no built-in panel draws, sorted: scalars per interval (`[members, intervals]`,
+    not `step` or `diverged`) with a finite value among `members`, e.g. a user-registered probe's."""
+    h = run.history
+    picked = _member_list(run, members)
+    shape = (len(run.members), len(h["step"]))
+    names = []
+    for name in sorted(h):
+        if name in PANEL_METRICS or name in NOT_METRICS or name.startswith("weight_norm/"):
+            continue
+        values = np.asarray(h[name])
+        if values.shape == shape and values.dtype.kind in "biuf" and np.isfinite(values[picked].astype(float)).any():
+            names.append(name)
+    return names
+
+
+def plot_extra_metric(ax, run, name: str, *, members=None, logx: bool = True):
+    """A metric no built-in panel draws (see `extra_metrics`), titled with its name."""
+    _draw(ax, run, name, members, logx=logx)
+    ax.set_title(name, fontsize=9)
+    return _finish(ax, run, members, "")
+
+
 # --------------------------------------------------------------------------- the run figure
 def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=None, title: str = "") -> Path:
-    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms.
+    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms,
+    then one panel per other scalar metric of the history (`extra_metrics`: probes registered
+    outside grok, the split accuracies of corrupted-label runs).
 
     Panels whose probes the run lacks are left out (accuracy too, for regression). `steps`
     chooses the IPR-histogram steps (nearest logged); `members` the members drawn (the
@@ -248,6 +290,8 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
         panels.append(lambda ax: plot_ipr_histogram(ax, run, steps=steps, member=picked[0]))
         panels.append(lambda ax: plot_ipr(ax, run, members=picked))
     panels.append(lambda ax: plot_weight_norms(ax, run, members=picked))
+    for name in extra_metrics(run, picked):
+        panels.append(lambda ax, name=name: plot_extra_metric(ax, run, name, members=picked))
     fig, axes = panel_grid(len(panels))
     for draw, ax in zip(panels, axes, strict=True):
         draw(ax)
@@ -255,10 +299,3 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
     fig.suptitle(title or run.config.description or "run", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
-
-
-def plot_accuracy(ax, run, *, members=None, logx: bool = True):
-    """Train (dashed, against the noisy labels) and test (solid) accuracy."""
-    _draw(ax, run, "train_acc", members, label="train", style="--", logx=logx)
-    _draw(ax, run, "test_acc", members, label="test", logx=logx)
-    return _finish(ax, run, members, "accuracy", ylim=(-0.02, 1.02))

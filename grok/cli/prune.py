@@ -1,7 +1,7 @@
 """`grok prune RUN_DIR`: prune a trained run's first-layer neurons by IPR, print the table, plot the curves [D].
 
-Wired into `grok.cli` with `add_commands(subparsers)`. Bad input raises `grok.ConfigError` or
-`grok.store.RunDirError`; the CLI turns those into one line on stderr and exit code 2.
+Bad input raises `grok.ConfigError` or `grok.store.RunDirError`; the CLI turns those into one line
+on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ ORDER_CHOICES = ("low", "high", "random", "all")
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from grok import store
-    from grok.prune import ORDERS, check_fraction, plot_prune_curves, prune
+    from grok.plots.prune import plot_prune_curves
+    from grok.prune import ORDERS, check_fraction, prune
     from grok.run import load_run
 
     if args.order not in ORDER_CHOICES:
@@ -51,8 +52,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(subparsers) -> None:
-    """Add `prune` to the `grok` command line's subparsers."""
+def add_parser(subparsers) -> None:
+    """Add `prune` to the `grok` subcommands."""
     p = subparsers.add_parser(
         "prune",
         help="prune a run's first-layer neurons by Fourier IPR and report accuracy after each step [D]",

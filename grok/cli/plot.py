@@ -1,7 +1,4 @@
-"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (DESIGN.md §8).
-
-Wired into the `grok` command line by `grok.cli` through `add_commands(subparsers)`.
-"""
+"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (DESIGN.md §8)."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ from pathlib import Path
 from grok.errors import ConfigError
 
 
-def add_commands(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """Add `plot` to the `grok` subcommands."""
     p = subparsers.add_parser(
         "plot",
@@ -19,7 +16,8 @@ def add_commands(subparsers) -> None:
         description=(
             "Write a multi-panel PNG of a run directory: accuracy, loss, and the probes it recorded "
             "(softmax collapse and NLM [P], NTK alignment and movement [K], IPR histogram and mean [D], "
-            "weight norms)."
+            "weight norms), then a panel for each other metric the run recorded as a number per interval "
+            "(a probe of your own, say)."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `grok train --out`")
@@ -44,7 +42,7 @@ def add_commands(subparsers) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Handler of `grok plot`; ConfigError / RunDirError for bad input."""
-    from grok.probe_plots import plot_run
+    from grok.plots.run import plot_run
     from grok.run import load_run
 
     run = load_run(args.run_dir)

@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 
 from grok.errors import ConfigError
 from grok.phases import PHASES
-from grok.plots import save_figure
+from grok.plots.base import save_figure
 
 PHASE_COLORS = {
     "coexistence": "#2ca02c",

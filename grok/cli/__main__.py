@@ -1,0 +1,7 @@
+"""`python -m grok.cli ...`: the `grok` command."""
+
+import sys
+
+from grok.cli import main
+
+sys.exit(main())
