@@ -1,8 +1,8 @@
-"""Find and prune memorizing neurons [D] (DESIGN.md §5–6).
+"""Find and prune memorizing neurons [D] (docs/formulas.md §5–6).
 
 Rank the first hidden layer's neurons by Fourier IPR (`probes.neurons.neuron_ipr`), then
 cumulatively zero each pruned neuron's incoming and outgoing weights
-(`grok.models.apply_neuron_mask`) — no retraining — in one of three orders:
+(the model's registered `prune`, `grok.models.apply_neuron_mask` for the MLPs) — no retraining — in one of three orders:
 
 - ``low``: lowest IPR first (the memorizing neurons of [D] go first),
 - ``high``: highest IPR first (the generalizing, Fourier-mode neurons go first),
@@ -40,6 +40,7 @@ from flax import nnx
 
 from grok.config import Config
 from grok.errors import ConfigError
+from grok.registry import MODELS
 
 ORDERS = ("low", "high", "random")
 ORDER_LABELS = {
@@ -57,7 +58,6 @@ ACCURACIES = (
     ("all_acc", "all p²", "all pairs"),
 )
 ACCURACY_NAMES = tuple(name for name, _, _ in ACCURACIES)
-PRUNABLE_KINDS = ("quadratic_mlp", "mlp")
 DEFAULT_POINTS = 40  # default curve: min(N, 40) + 1 evenly spaced fractions (every neuron count when N ≤ 40)
 EVAL_BYTES = 256 * 2**20  # activations held at once by the batched evaluation (masks are chunked above it)
 
@@ -197,16 +197,18 @@ def n_pruned_for(fractions: np.ndarray, n_neurons: int) -> np.ndarray:
 
 
 def check_prunable(cfg: Config) -> None:
-    """A ConfigError unless `cfg` is a token-input (quadratic) MLP, the nets with IPR-ranked neurons [D]."""
+    """A ConfigError unless `cfg`'s model is registered as prunable (`neurons=` and `prune=`, e.g. the
+    (quadratic) MLP) on token inputs: the nets with IPR-ranked neurons [D]."""
     kind = cfg.model.kind
-    if kind not in PRUNABLE_KINDS:
+    if not MODELS.get(kind, "model.kind").prunable:
+        prunable = [name for name in MODELS.names() if MODELS.get(name).prunable]
         raise ConfigError(
             "model.kind",
             kind,
-            "quadratic_mlp or mlp on the modular task: pruning ranks first-hidden-layer neurons by their "
-            "Fourier IPR over the p tokens [D]",
+            f"a model registered as prunable ({', '.join(prunable)}) on the modular task: pruning ranks "
+            "first-hidden-layer neurons by their Fourier IPR over the p tokens [D]",
         )
-    if cfg.task.kind != "modular":
+    if not cfg.spec.n_tokens:
         raise ConfigError(
             "task.kind",
             cfg.task.kind,
@@ -259,12 +261,11 @@ def _curve(graphdef, model_cfg, batch: int | None, params, rest, scale, masks, x
     """
     _COUNTS["traces"] += 1
     from grok.engine import Forward
-    from grok.models import apply_neuron_mask
 
     fwd = Forward(graphdef)
 
     def predict(mask):
-        out, _ = fwd.apply(apply_neuron_mask(params, mask, model_cfg), rest, x, False, scale)
+        out, _ = fwd.apply(MODELS.get(model_cfg.kind).prune(params, mask, model_cfg), rest, x, False, scale)
         return jnp.argmax(out, axis=-1).astype(jnp.int32)
 
     pred = jax.vmap(predict)(masks) if batch is None else jax.lax.map(predict, masks, batch_size=batch)
@@ -354,13 +355,12 @@ def _neuron_ipr(u, v, w):
 def neuron_iprs(run, member: int = 0, *, model: nnx.Module | None = None) -> np.ndarray:
     """Fourier IPR of each first-hidden-layer neuron of member `member` [D] → float64 [N].
 
-    `probes.neurons.neuron_ipr` of `grok.models.neuron_weights`: the mean over U row, V row and
-    readout column (U and V only for a deeper MLP). `model`: the member's network, if already built.
+    `probes.neurons.neuron_ipr` of the model's registered `neurons` (`grok.models.neuron_weights`):
+    the mean over U row, V row and readout column (U and V only for a deeper MLP). `model`: the
+    member's network, if already built.
     """
-    from grok.models import neuron_weights
-
     check_prunable(run.member_config(member))
-    u, v, w = neuron_weights(run.model(member) if model is None else model)
+    u, v, w = MODELS.get(run.config.model.kind, "model.kind").neurons(run.model(member) if model is None else model)
     return np.asarray(_neuron_ipr(u, v, w), np.float64)
 
 
@@ -413,7 +413,6 @@ def prune_all(run, fractions: Sequence[float] | None = None, member: int = 0, se
 # --------------------------------------------------------------------------- pruned runs
 def pruned_run(run, result: PruneResult, fraction: float):
     """A one-member `Run`: `result.member` of `run` with the neurons of `result` pruned at `fraction`."""
-    from grok.models import apply_neuron_mask
     from grok.run import Run, flatten_state
 
     fraction = check_fraction(fraction, "fraction")
@@ -421,7 +420,7 @@ def pruned_run(run, result: PruneResult, fraction: float):
     cfg = run.member_config(i)
     mask = result.mask(fraction)
     _, params, _ = nnx.split(run.model(i), nnx.Param, ...)
-    masked = apply_neuron_mask(params, jnp.asarray(mask), cfg.model)
+    masked = MODELS.get(cfg.model.kind).prune(params, jnp.asarray(mask), cfg.model)
     state = {name: np.asarray(arr[i : i + 1]) for name, arr in run.state.items()}
     for name, arr in flatten_state(masked).items():
         state[f"params/{name}"] = np.asarray(arr)[None]

@@ -92,7 +92,7 @@ def _check_collapse(run) -> tuple[bool, str]:
 
 
 def _check_phase(expected: str) -> Callable[[Any], tuple[bool, str]]:
-    """[D] the run ends in the expected phase (DESIGN §6)."""
+    """[D] the run ends in the expected phase (docs/formulas.md §6)."""
 
     def check(run) -> tuple[bool, str]:
         from grok.phases import classify_phase

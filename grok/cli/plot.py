@@ -1,4 +1,4 @@
-"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (DESIGN.md §8)."""
+"""`grok plot RUN_DIR`: a multi-panel figure of a saved run and its probes (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -13,14 +13,14 @@ from grok.errors import ConfigError
 def config_from_args(args: argparse.Namespace) -> Any:
     """The config of `--preset` or `--config` (or the default), with the `--set` overrides."""
     from grok.config import Config
-    from grok.presets import preset
+    from grok.presets import config_from_toml, preset
 
     if args.config and args.preset:
         raise ConfigError("--config", args.config, "either --config or --preset, not both")
     if args.config:
         if not Path(args.config).is_file():
             raise ConfigError("--config", args.config, "an existing TOML file")
-        cfg = Config.from_toml(args.config)
+        cfg = config_from_toml(args.config)
     elif args.preset:
         cfg = preset(args.preset)
     else:

@@ -1,4 +1,4 @@
-"""Phase diagrams [D] and heat maps of a sweep (`grok phase DIR`; DESIGN.md §6).
+"""Phase diagrams [D] and heat maps of a sweep (`grok phase DIR`; docs/formulas.md §6).
 
 `phase_diagram` draws two chosen axes of a `grok.sweep.Sweep`, one colour per phase
 (`PHASE_COLORS`, fixed for the six phases of `grok.phases.PHASES`), one panel per value of a

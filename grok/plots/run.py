@@ -1,4 +1,4 @@
-"""A run's history over time (DESIGN.md §5, §8): accuracy, loss, one drawing function per probe
+"""A run's history over time (docs/formulas.md §5, docs/architecture.md): accuracy, loss, one drawing function per probe
 family, and `plot_run`, the multi-panel figure of `grok plot`.
 
 Every `plot_*` function draws on a given matplotlib Axes and returns it. `members` picks
