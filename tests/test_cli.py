@@ -29,7 +29,7 @@ def test_parse_sets_reads_json_values_and_plain_strings():
         "optim.lr": 5e-3,
         "model.widths": [8, 8],
         "task.op": "mul",
-        "optim.transforms": ("perp_grad",),
+        "optim.transforms": ["perp_grad"],
         "task.data_seed": None,
     }
 
