@@ -10,5 +10,6 @@ figure write a PNG atomically and return its path.
 - `grok.plots.reproduce`: the figures of `grok reproduce`.
 - `grok.plots.demo`: the figure of `grok demo`.
 
-Importing this package loads no plotting library; its modules load matplotlib.
+This package and `grok.plots.reproduce` (which `grok.reproduce` imports for its catalogue) load
+matplotlib only when a figure is drawn; the other modules load it when imported.
 """
