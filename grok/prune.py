@@ -40,6 +40,7 @@ from flax import nnx
 
 from grok.config import Config
 from grok.errors import ConfigError
+from grok.memory import activation_width
 from grok.registry import MODELS
 
 ORDERS = ("low", "high", "random")
@@ -296,12 +297,12 @@ def evaluate_masks(run, masks: np.ndarray, member: int = 0, *, model: nnx.Module
     data = run.dataset(member)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     masks = np.asarray(masks, np.float32)
-    n = _first_width(cfg)
+    n = int(MODELS.get(cfg.model.kind).neurons(model)[0].shape[0])
     if masks.ndim != 2 or masks.shape[1] != n:
         raise ValueError(f"masks must be [n_masks, {n}], got {masks.shape}")
     x, idx = _eval_layout(data)
-    n_out = max(int(cfg.task.p), 1)
-    per_mask = 8 * len(x) * (sum(cfg.model.widths) + n_out)  # activations and logits, with slack
+    n_out = max(int(cfg.spec.n_classes), 1)
+    per_mask = 8 * len(x) * (activation_width(cfg) + n_out)  # activations and logits, with slack
     batch = max(1, EVAL_BYTES // per_mask)
     sets = {
         "idx_train": jnp.asarray(idx["train"]),
@@ -338,10 +339,6 @@ def evaluate_masks(run, masks: np.ndarray, member: int = 0, *, model: nnx.Module
         name: np.asarray(out[name], np.float64) / size if size else np.full(len(masks), np.nan)
         for name, size in sizes.items()
     }
-
-
-def _first_width(cfg: Config) -> int:
-    return int(cfg.model.widths[0])
 
 
 # --------------------------------------------------------------------------- the public call
@@ -381,10 +378,12 @@ def prune(run, order: str = "low", fractions: Sequence[float] | None = None, mem
         raise ConfigError("seed", seed, "a non-negative integer (the random order's seed)")
     cfg = run.member_config(member)
     check_prunable(cfg)
-    n = _first_width(cfg)
-    fracs = check_fractions(fractions, n)
+    if fractions is not None:
+        check_fractions(fractions, 1)  # bad input is refused before the model is built
     model = run.model(member)
     ipr = neuron_iprs(run, member, model=model)
+    n = ipr.shape[0]  # the model's own neuron view says how many there are
+    fracs = check_fractions(fractions, n)
     ranking = neuron_order(ipr, order, seed)
     counts = n_pruned_for(fracs, n)
     masks = np.ones((len(fracs), n), np.float32)

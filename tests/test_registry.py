@@ -293,3 +293,45 @@ def test_a_sweep_resumed_without_its_registration_stops_before_training(tmp_path
     with pytest.raises(grok.ConfigError, match="grad_scale"):
         grok.sweep(json.loads(json.dumps(spec)), out=tmp_path / "s", progress=False)
     assert grok.trace_count() == traces
+
+
+def test_registered_options_are_sweep_axes_and_inert_ones_are_refused(tmp_path):
+    _register_task_and_model()
+    spec = {
+        "preset": "prieto-perpgrad-small",
+        "seeds": [0],
+        "set": BASE | {"task.kind": "copy_a", "model.kind": "wide", "optim.transforms": []},
+        "axes": {"task.copy_a.p": [3, 5], "model.wide.width": [4, 8]},
+    }
+    plan = grok.SweepSpec.parse(spec)
+    assert plan.static_axes() == ["task.copy_a.p", "model.wide.width"] and len(plan.groups()) == 4
+    sw = grok.sweep(spec, out=tmp_path / "s", progress=False)
+    run, i = sw.member((1, 0, 0))
+    assert run.member_config(i).get("task.copy_a.p") == 5 and run.model(i).embed.embedding.shape == (5, 4)
+    with pytest.raises(grok.ConfigError, match="axes.task.op: .*no effect for task.kind='copy_a'"):
+        grok.SweepSpec.parse(spec | {"axes": {"task.op": ["add", "mul"]}}).validate()
+    with pytest.raises(grok.ConfigError, match="axes.model.d_model: .*no effect for model.kind='wide'"):
+        grok.SweepSpec.parse(spec | {"axes": {"model.d_model": [4, 8]}}).validate()
+    grok.register_transform("grad_scale", lambda scale: optax.scale(scale), scale=1.0)
+    with pytest.raises(grok.ConfigError, match="axes.optim.grad_scale.scale: .*unless 'grad_scale' is chosen"):
+        grok.SweepSpec.parse(spec | {"axes": {"optim.grad_scale.scale": [0.5, 1.0]}}).validate()
+
+
+def test_a_registered_model_with_neurons_is_prunable():
+    from grok.models import MLP, apply_neuron_mask, neuron_weights
+
+    def build(model_cfg, spec, *, rngs, init_scale, dropout, param_dtype, **_):
+        width = model_cfg.options_of("one_layer")["width"]
+        return MLP(
+            n_in=2, n_tokens=spec.n_tokens, n_classes=spec.n_classes, widths=(width,), activation="relu",
+            init="torch", use_bias=False, batchnorm=False, init_scale=init_scale, dropout=dropout,
+            param_dtype=param_dtype, rngs=rngs, use_dropout=False,
+        )  # fmt: skip
+
+    grok.register_model("one_layer", build=build, neurons=neuron_weights, prune=apply_neuron_mask, width=24)
+    cfg = tiny(**{"model.kind": "one_layer", "train.probes": ["neurons"]})
+    run = grok.train(cfg, seeds=(0,), progress=False)
+    assert run.history["ipr"].shape == (1, cfg.n_intervals, 24)
+    res = grok.prune(run, order="low", fractions=[0.0, 1.0])
+    np.testing.assert_allclose(res.accuracies["test_acc"][0], run.history["test_acc"][0, -1], rtol=1e-6)
+    assert res.n_pruned.tolist() == [0, 24]

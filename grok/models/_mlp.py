@@ -211,15 +211,15 @@ def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
     (`nnx.split(model, nnx.Param, ...)[1]`) or its pure dict; `mask`: [N] of 0/1 (or bool).
     Zeroed: columns of `first.kernel` (U, V rows), `first.bias`, the first BatchNorm's scale
     and bias, and the neuron's weights in the next layer (rows of `hidden[0].kernel`, columns of
-    `readout.kernel` [C, N]). Defined for the MLP and the quadratic MLP (pruning is a
-    classification experiment, docs/formulas.md §6); the centered α-net's f(θ₀) part and the
-    transformer have no such neuron view (ValueError).
+    `readout.kernel` [C, N]). Defined for the token-input `MLP` and `QuadraticMLP` structures
+    (pruning is a classification experiment, docs/formulas.md §6), whichever model kind
+    registered them; a tree without a `first` layer has no such neuron view (ValueError).
     """
-    kind = model_cfg.kind
-    if kind not in ("mlp", "quadratic_mlp"):
-        raise ValueError(f"apply_neuron_mask: defined for mlp and quadratic_mlp, not model.kind={kind!r}")
+    del model_cfg  # the structure is read from the parameters themselves
+    if "first" not in params_state:
+        raise ValueError("apply_neuron_mask: needs the parameters of an MLP (a 'first' token-gather layer)")
     keep = jnp.asarray(mask) != 0
-    deeper = kind == "mlp" and len(model_cfg.widths) > 1
+    deeper = "hidden" in params_state
     cols = {("first", "kernel")} | (set() if deeper else {("readout", "kernel")})  # readout: [C, N₀]
     vecs = {("first", "bias"), ("bn", "0", "scale"), ("bn", "0", "bias")}
     rows = {("hidden", "0", "kernel")} if deeper else set()
