@@ -32,6 +32,8 @@ INITS = ("torch", "normal", "doshi")
 ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh")
 DTYPES = ("float16", "float32", "float64")
 
+MAX_SEED = 2**31 - 1  # seeds are stacked as int32 on the member axis
+
 # Numbers that live on the member axis: changing them never recompiles.
 DYNAMIC_FIELDS = (
     "seed",
@@ -83,17 +85,22 @@ def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
         raise ConfigError(name, value, "one of " + ", ".join(allowed))
 
 
-def _check_int(name: str, value: object, minimum: int) -> None:
+def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(name, value, f"an integer >= {minimum}")
+        raise ConfigError(
+            name, value, f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+        )
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, value, f"an integer in [{minimum}, {maximum}]")
 
 
-def _check_real(name: str, value: object, lo: float, hi: float, *, open_lo: bool = False) -> None:
+def _check_real(
+    name: str, value: object, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False
+) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > lo if open_lo else value >= lo) and value <= hi
+    ok = ok and (value > lo if open_lo else value >= lo) and (value < hi if open_hi else value <= hi)
     if not ok:
-        bracket = "(" if open_lo else "["
-        raise ConfigError(name, value, f"a number in {bracket}{lo}, {hi}]")
+        raise ConfigError(name, value, f"a number in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}")
 
 
 def _names_tuple(field: str, value: Any) -> tuple[str, ...]:
@@ -217,10 +224,10 @@ class TaskConfig(_Options):
         entry = _entry(registry.TASKS, self.kind, "task.kind")
         _check_choice("task.op", self.op, MODULAR_OPS)
         _check_int("task.p", self.p, 2)
-        _check_real("task.train_fraction", self.train_fraction, 0.0, 1.0, open_lo=True)
+        _check_real("task.train_fraction", self.train_fraction, 0.0, 1.0, open_lo=True, open_hi=True)
         _check_real("task.corrupt_fraction", self.corrupt_fraction, 0.0, 1.0)
         if self.data_seed is not None:
-            _check_int("task.data_seed", self.data_seed, 0)
+            _check_int("task.data_seed", self.data_seed, 0, MAX_SEED)
         _check_int("task.dim", self.dim, 1)
         _check_int("task.n_train", self.n_train, 1)
         _check_int("task.n_test", self.n_test, 1)
@@ -407,7 +414,7 @@ class Config:
     description: str = ""
 
     def __post_init__(self) -> None:
-        _check_int("seed", self.seed, 0)
+        _check_int("seed", self.seed, 0, MAX_SEED)
         task_entry = _entry(registry.TASKS, self.task.kind, "task.kind")
         if task_entry is None:
             return  # lenient load of an unregistered task: nothing more can be checked

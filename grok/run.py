@@ -16,7 +16,8 @@ from flax import nnx
 
 import tasks
 from grok import engine, store
-from grok.config import Config, check_registered, lenient, split_dynamic
+from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
+from grok.errors import ConfigError
 
 
 def flatten_state(state: Any) -> dict[str, np.ndarray]:
@@ -112,15 +113,20 @@ class Run:
         rest = unflatten_into(rest, _with_prefix(saved, "rest/"))
         return nnx.merge(graphdef, params, rest)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the run directory atomically (status.json last)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        store.atomic_write_json(path / "config.json", {"config": self.config.to_dict(), "members": self.members})
-        store.atomic_write_npz(path / "history.npz", self.history)
-        store.atomic_write_npz(path / "params.npz", self.state)
-        store.atomic_write_json(path / "status.json", self.status)
-        return path
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the run directory whole (a temporary sibling renamed into place).
+
+        An existing run at `path` is replaced only with `overwrite=True`; a path inside a sweep's
+        directory, a file, or a non-empty directory of something else is refused (RunDirError).
+        """
+        path = store.check_out_dir(path, overwrite=overwrite, what="path")
+        with store.dir_lock(path):
+            return self.write_to(path)
+
+    def write_to(self, path: str | Path) -> Path:
+        """Write the run directory whole at `path`, without the checks of `save` (the sweep's batches)."""
+        meta = {"config": self.config.to_dict(), "members": self.members}
+        return store.write_run_dir(path, meta, self.history, self.state, self.status)
 
     @classmethod
     def from_group(
@@ -214,10 +220,24 @@ def train(cfg: Config, seeds: Iterable[int] | None = None, *, progress: bool = T
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"grok.train needs a grok.Config, got {type(cfg).__name__}")
-    seeds = [cfg.seed] if seeds is None else list(seeds)
-    if not seeds:
-        raise ValueError("seeds: got an empty list; allowed: one or more non-negative integers")
-    return train_members(cfg, [{"seed": int(s)} for s in seeds], progress=progress, shard=shard)
+    seeds = [cfg.seed] if seeds is None else check_seeds(seeds)
+    return train_members(cfg, [{"seed": s} for s in seeds], progress=progress, shard=shard)
+
+
+def check_seeds(seeds: Any, field: str = "seeds") -> list[int]:
+    """Distinct integers in [0, 2³¹ − 1], at least one; anything else is a ConfigError."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ConfigError(field, seeds, "a list of distinct integers in [0, 2**31 - 1]")
+    values = list(seeds)
+    if not values:
+        raise ConfigError(field, values, "one or more distinct integers in [0, 2**31 - 1]")
+    one = field if field.startswith("--") else "seed"  # a bad element is named by itself
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
+            raise ConfigError(one, s, "an integer in [0, 2**31 - 1]")
+    if len(set(int(s) for s in values)) != len(values):
+        raise ConfigError(field, values, "distinct integers (a seed given twice trains the same run twice)")
+    return [int(s) for s in values]
 
 
 def _describe(cfg: Config) -> str:

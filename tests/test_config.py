@@ -18,8 +18,11 @@ from grok.presets import config_from_mapping, config_from_toml
         ({"task.op": "div", "task.p": 96}, "task.p", "prime"),
         ({"task.corrupt_fraction": 1.5}, "task.corrupt_fraction", "[0.0, 1.0]"),
         ({"task.corrupt_fraction": -0.1}, "task.corrupt_fraction", "[0.0, 1.0]"),
-        ({"task.train_fraction": 0.0}, "task.train_fraction", "(0.0, 1.0]"),
-        ({"task.train_fraction": 1.2}, "task.train_fraction", "(0.0, 1.0]"),
+        ({"task.train_fraction": 0.0}, "task.train_fraction", "(0.0, 1.0)"),
+        ({"task.train_fraction": 1.2}, "task.train_fraction", "(0.0, 1.0)"),
+        ({"task.train_fraction": 1.0}, "task.train_fraction", "(0.0, 1.0)"),  # no test pair would be left
+        ({"seed": 2**31}, "seed", "[0, 2147483647]"),
+        ({"task.data_seed": 2**40}, "task.data_seed", "[0, 2147483647]"),
         ({"model.widths": [200, 0]}, "model.widths[1]", ">= 1"),
         ({"model.widths": [-3]}, "model.widths[0]", ">= 1"),
         ({"optim.lr": 0.0}, "optim.lr", "(0.0"),

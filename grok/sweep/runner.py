@@ -4,6 +4,8 @@ process's share of the batches under `jax.distributed` (see the `grok.sweep` pac
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +24,10 @@ from grok.sweep.spec import Batch, SweepSpec, check_memory
 
 def _check_out_dir(out: Path, spec: SweepSpec) -> None:
     """Write `sweep.json`, or check that the one there is this spec."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out: {str(out)!r} is a file; allowed: a directory for the sweep (new, or one to resume)")
+    if store.sweep_owning(out.resolve().parent) is not None or store.is_run_dir(out):
+        raise RunDirError(f"--out: {str(out)!r} is a run or lies inside another sweep; choose a directory of its own")
     meta = out / "sweep.json"
     if not meta.is_file():
         # another process of a multi-host sweep may be writing sweep.json right now: its temporary
@@ -66,12 +72,12 @@ def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def _clear_partial(path: Path) -> None:
-    """Remove what an interrupted write left (status.json first, then temporaries)."""
-    if (path / "status.json").exists():
-        (path / "status.json").unlink()
-    if path.is_dir():
-        for leftover in path.glob(".*.tmp"):
-            leftover.unlink()
+    """Remove what an interrupted write left: temporary siblings of the batch directory (a batch
+    directory itself is renamed into place whole) and any incomplete directory of an older version."""
+    for leftover in [*path.parent.glob(f".{path.name}.new-*"), *path.parent.glob(f".{path.name}.old-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+    if path.is_dir() and not (path / "status.json").is_file():
+        shutil.rmtree(path)
 
 
 def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard: bool) -> Run:
@@ -88,6 +94,33 @@ def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard:
     }
     wall = time.perf_counter() - start
     return Run.from_group(batch.group.config, batch.overrides, history, state, wall_seconds=wall, status=sweep_status)
+
+
+def _run_batches(spec: SweepSpec, out: Path, mine: list[Batch], *, progress: bool, shard: bool, on_batch) -> None:
+    """Train and write every batch of `mine` that is not complete in `out`."""
+    _check_out_dir(out, spec)
+    todo = [b for b in mine if not batch_complete(out, b)]
+    steps_of = {b.index: b.group.config.train.steps * len(b.members) for b in mine}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = sum(steps_of.values())
+        done = total - sum(steps_of[b.index] for b in todo)
+        bar = tqdm(total=total, initial=done, desc="sweep", unit="step", unit_scale=True, dynamic_ncols=True)
+    try:
+        for batch in todo:
+            path = out / batch.path
+            _clear_partial(path)
+            if bar is not None:
+                bar.set_postfix_str(f"{batch.path} ({len(batch.members)} members)")
+            run = _train_batch(batch, progress=bar.update if bar is not None else None, shard=shard)
+            run.write_to(path)
+            if on_batch is not None:
+                on_batch(batch, run)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def sweep(
@@ -108,6 +141,8 @@ def sweep(
     each trains its share of the batches (see the `grok.sweep` package docstring); a process returns the
     whole sweep after a barrier.
     """
+    if out is None or not str(out).strip():
+        raise ConfigError("--out", out, "a directory for the sweep's results")
     spec = SweepSpec.parse(spec)
     out = Path(out)
     groups = spec.groups()
@@ -117,29 +152,9 @@ def sweep(
         shard = False
     mine = [b for b in batches if b.index % n_proc == proc]
     check_memory(spec, mine, memory_bytes=memory_bytes, shard=shard)
-    _check_out_dir(out, spec)
-    todo = [b for b in mine if not batch_complete(out, b)]
-    steps_of = {b.index: b.group.config.train.steps * len(b.members) for b in mine}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = sum(steps_of.values())
-        done = total - sum(steps_of[b.index] for b in todo)
-        bar = tqdm(total=total, initial=done, desc="sweep", unit="step", unit_scale=True, dynamic_ncols=True)
-    try:
-        for batch in todo:
-            path = out / batch.path
-            _clear_partial(path)
-            if bar is not None:
-                bar.set_postfix_str(f"{batch.path} ({len(batch.members)} members)")
-            run = _train_batch(batch, progress=bar.update if bar is not None else None, shard=shard)
-            run.save(path)
-            if on_batch is not None:
-                on_batch(batch, run)
-    finally:
-        if bar is not None:
-            bar.close()
+    # one process per directory, unless the processes of one jax.distributed job share it on purpose
+    with store.dir_lock(out) if n_proc == 1 else contextlib.nullcontext():
+        _run_batches(spec, out, mine, progress=progress, shard=shard, on_batch=on_batch)
     if n_proc > 1:
         from jax.experimental import multihost_utils
 
