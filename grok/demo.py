@@ -74,6 +74,6 @@ def run_demo(
         if before is not None:
             before(i, name)
         runs[name] = train(cfg, seeds=(0,))
-        runs[name].save(out / f"run{i}")
+        runs[name].save(out / f"run{i}", overwrite=True)  # the demo's own directory: refreshed each time
     demo_figure(runs, out / DEMO_FIGURE)
     return runs

@@ -167,6 +167,9 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
 
 def config_from_toml(path: str | Path) -> Config:
     """Read a TOML config file: optional `preset = NAME`, then sections overriding it."""
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(str(path), type(err).__name__, f"a readable UTF-8 TOML file ({err})") from None
     return config_from_mapping(data)

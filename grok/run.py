@@ -109,8 +109,11 @@ class Run:
         model = engine.build_member_model(cfg, cfg.spec, jax.random.key(dyn["seed"]), dyn)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         saved = {name: arr[i] for name, arr in self.state.items()}
-        params = unflatten_into(params, _with_prefix(saved, "params/"), require_all=True)
-        rest = unflatten_into(rest, _with_prefix(saved, "rest/"))
+        try:
+            params = unflatten_into(params, _with_prefix(saved, "params/"), require_all=True)
+            rest = unflatten_into(rest, _with_prefix(saved, "rest/"))
+        except ValueError as err:
+            raise store.RunDirError(f"the run's saved parameters do not fit its model: {err}") from None
         return nnx.merge(graphdef, params, rest)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -179,13 +182,31 @@ def load_run(path: str | Path) -> Run:
     """Read a run directory written by `Run.save` (an incomplete one is an error)."""
     path = store.check_run_dir(path)
     meta = store.read_json(path / "config.json")
+    try:
+        config, members = Config.from_dict(meta["config"], strict=False), list(meta["members"])
+    except (KeyError, TypeError, ConfigError) as err:
+        raise store.RunDirError(
+            f"{str(path / 'config.json')!r} is not a run config ({type(err).__name__}: {err})"
+        ) from None
+    history = store.read_npz(path / "history.npz")
+    for name in LOGGED:
+        shape = getattr(history.get(name), "shape", None)
+        if shape is None or len(shape) < 2 or shape[0] != len(members):
+            raise store.RunDirError(
+                f"{str(path / 'history.npz')!r} is not this run's history: {name!r} has shape {shape}, "
+                f"expected [{len(members)} members, intervals]"
+            )
     return Run(
-        config=Config.from_dict(meta["config"], strict=False),
-        members=meta["members"],
-        history=store.read_npz(path / "history.npz"),
+        config=config,
+        members=members,
+        history=history,
         state=store.read_npz(path / "params.npz"),
         status=store.read_json(path / "status.json"),
     )
+
+
+# Metrics every saved run has, [members, intervals]: a history without them is not a run's.
+LOGGED = ("train_loss", "test_loss", "test_acc")
 
 
 def train_members(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grok.errors import ConfigError
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train the three settings, save them under `--out`, write the figure, print the table."""
     from grok.demo import DEMO_FIGURE, DEMO_PRESETS, run_demo, summary_table
 
     out = Path(args.out)
+    if not str(args.out).strip() or (out.exists() and not out.is_dir()):
+        raise ConfigError("--out", args.out, "a directory for the demo's runs and figure")
     runs = run_demo(out, quick=args.quick, before=lambda i, name: print(f"[{i + 1}/{len(DEMO_PRESETS)}] {name}"))
     print()
     print(summary_table(runs))

@@ -39,6 +39,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(res.describe())
         print(res.table())
     out = Path(args.out) if args.out else Path(args.run_dir) / "prune.png"
+    if out.is_dir() or not out.parent.is_dir():
+        raise ConfigError("--out", args.out, "a PNG file path in an existing directory")
     plot_prune_curves(results, out)
     print(f"\nplot written to {out}")
     if args.json:

@@ -1,0 +1,277 @@
+"""Nothing lost, nothing silently wrong: whole run directories, locks, checks before training, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import grok
+from grok import store
+from grok.cli import main
+
+FAST = {"task.p": 7, "task.train_fraction": 0.5, "model.widths": [8, 8], "train.steps": 4, "train.log_every": 2}
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**extra) -> grok.Config:
+    return grok.preset("prieto-perpgrad-small").override(**(FAST | extra))
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    return grok.train(tiny(), seeds=(0, 1), progress=False)
+
+
+def _one_line_exit_2(argv, capsys, expected: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err, err
+
+
+# --------------------------------------------------------------------------- whole run directories
+def test_a_run_directory_records_hashes_and_a_changed_file_reads_as_corrupt(small_run, tmp_path):
+    small_run.save(tmp_path / "r")
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert set(status["files"]) == {"config.json", "history.npz", "params.npz"}
+    assert oct((tmp_path / "r" / "history.npz").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    data = (tmp_path / "r" / "params.npz").read_bytes()
+    (tmp_path / "r" / "params.npz").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(store.RunDirError, match="corrupt: params.npz does not match"):
+        grok.load_run(tmp_path / "r")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_a_stale_status_cannot_describe_other_files(small_run, tmp_path):
+    """The attempt of the issue: new config and history beside old parameters and an old finished status."""
+    small_run.save(tmp_path / "r")
+    other = grok.train(tiny(**{"train.steps": 8}), seeds=(0, 1), progress=False)
+    other.save(tmp_path / "s")
+    for name in ("config.json", "history.npz"):  # what a kill between writes left before
+        (tmp_path / "r" / name).write_bytes((tmp_path / "s" / name).read_bytes())
+    with pytest.raises(store.RunDirError, match="corrupt: config.json"):
+        grok.load_run(tmp_path / "r")
+
+
+KILL_LOOP = textwrap.dedent(
+    """
+    import sys, grok
+    a = grok.load_run(sys.argv[1] + "/a")
+    b = grok.load_run(sys.argv[1] + "/b")
+    print("ready", flush=True)
+    i = 0
+    while True:
+        (a if i % 2 else b).save(sys.argv[1] + "/target", overwrite=True)
+        i += 1
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_while_saving_over_a_run_leaves_one_whole_run(tmp_path):
+    """A real `kill -9` at random moments of saving a run over another: either one is there, whole."""
+    a = grok.train(tiny(), seeds=(0,), progress=False)
+    b = grok.train(tiny(**{"train.steps": 8}), seeds=(1,), progress=False)
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    a.save(tmp_path / "target")
+    env = os.environ | {"GROK_CPU_DEVICES": "1", "PYTHONPATH": str(ROOT)}
+    rng = np.random.default_rng(0)
+    for trial in range(6):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_LOOP, str(tmp_path)], stdout=subprocess.PIPE, env=env, cwd=tmp_path
+        )
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(float(rng.uniform(0.05, 0.6)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        # a kill between the two renames leaves the old run beside the target: the next save restores order
+        run = grok.load_run(tmp_path / "target") if (tmp_path / "target").exists() else None
+        if run is None:
+            (old,) = tmp_path.glob(".target.old-*")
+            run = grok.load_run(old)
+            os.rename(old, tmp_path / "target")
+        assert run.config.train.steps in (4, 8), trial
+        want = a if run.config.train.steps == 4 else b
+        for name in ("test_acc", "train_loss"):
+            np.testing.assert_array_equal(run.history[name], want.history[name])
+        for name, arr in want.state.items():
+            np.testing.assert_array_equal(run.state[name], arr)
+
+
+# --------------------------------------------------------------------------- never overwritten silently
+def test_save_refuses_an_existing_run_unless_asked(small_run, tmp_path):
+    small_run.save(tmp_path / "r")
+    with pytest.raises(store.RunDirError, match="already holds a run; pass --overwrite"):
+        small_run.save(tmp_path / "r")
+    small_run.save(tmp_path / "r", overwrite=True)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("a user's file")
+    with pytest.raises(store.RunDirError, match="non-empty directory that is not a run"):
+        small_run.save(tmp_path / "notes", overwrite=True)
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "a user's file"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(store.RunDirError, match="is a file"):
+        small_run.save(tmp_path / "file")
+
+
+def test_train_checks_out_before_training(small_run, tmp_path, capsys):
+    small_run.save(tmp_path / "r")
+    traces = grok.trace_count()
+    fast = [
+        "train",
+        "--preset",
+        "prieto-perpgrad-small",
+        "--quiet",
+        "--set",
+        "train.steps=4",
+        "--set",
+        "train.log_every=2",
+    ]
+    _one_line_exit_2([*fast, "--out", str(tmp_path / "r")], capsys, "already holds a run; pass --overwrite")
+    (tmp_path / "f").write_text("x")
+    _one_line_exit_2([*fast, "--out", str(tmp_path / "f")], capsys, "is a file")
+    _one_line_exit_2([*fast, "--out", ""], capsys, "--out: got ''")
+    assert grok.trace_count() == traces  # nothing was trained
+    assert main([*fast, "--out", str(tmp_path / "r"), "--overwrite"]) == 0
+    assert grok.load_run(tmp_path / "r").config.train.steps == 4
+
+
+def test_a_run_may_not_be_written_inside_a_sweep(small_run, tmp_path, capsys):
+    spec = {"preset": "prieto-perpgrad-small", "seeds": [0], "set": FAST, "axes": {"optim.lr": [0.01, 0.02]}}
+    sw = grok.sweep(spec, out=tmp_path / "s", progress=False)
+    batch_dir = sw.path / sw._batches[0].path  # noqa: SLF001
+    before = (batch_dir / "params.npz").read_bytes()
+    with pytest.raises(store.RunDirError, match="belongs to the sweep"):
+        small_run.save(batch_dir, overwrite=True)
+    fast = [
+        "train",
+        "--preset",
+        "prieto-perpgrad-small",
+        "--quiet",
+        "--set",
+        "train.steps=4",
+        "--set",
+        "train.log_every=2",
+    ]
+    _one_line_exit_2([*fast, "--out", str(batch_dir), "--overwrite"], capsys, "belongs to the sweep")
+    assert (batch_dir / "params.npz").read_bytes() == before
+    assert grok.sweep(spec, out=tmp_path / "s", progress=False).metric("test_acc").shape == (2, 1)  # still resumes
+
+
+# --------------------------------------------------------------------------- locks
+def test_a_second_writer_is_refused_naming_the_holder_and_a_stale_lock_is_taken_over(tmp_path):
+    target = tmp_path / "s"
+    with store.dir_lock(target):
+        spec = {"preset": "prieto-perpgrad-small", "seeds": [0], "set": FAST, "axes": {"optim.lr": [0.01]}}
+        with pytest.raises(store.LockedError, match=f"process {os.getpid()} on {socket.gethostname()}"):
+            grok.sweep(spec, out=target, progress=False)
+    assert not (tmp_path / ".s.lock").exists()  # released
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / ".s.lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))
+    with store.dir_lock(target) as lock:  # its holder is gone: taken over
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+LOCK_HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from grok import store
+    with store.dir_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_one_sweep_directory(tmp_path):
+    """A second `grok sweep` into a directory another live process writes is one line and exit 2;
+    after that process is killed with -9, its lock is stale and the sweep runs."""
+    env = os.environ | {"GROK_CPU_DEVICES": "1", "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "s")], stdout=subprocess.PIPE, env=env)
+    assert holder.stdout.readline().strip() == b"locked"
+    argv = [sys.executable, "-m", "grok.cli", "sweep", str(ROOT / "tests" / "data" / "tiny_sweep.toml")]
+    second = subprocess.run([*argv, "--out", str(tmp_path / "s"), "--quiet"], capture_output=True, text=True, env=env)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"being written by process {holder.pid}" in second.stderr
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    third = subprocess.run([*argv, "--out", str(tmp_path / "s"), "--quiet"], capture_output=True, text=True, env=env)
+    assert third.returncode == 0, third.stderr
+
+
+# --------------------------------------------------------------------------- one line, exit 2
+def test_bad_seeds_are_config_errors():
+    cfg = tiny()
+    for seeds, match in [
+        ([0, 0], "distinct"),
+        ([1.5], "seed: got 1.5"),
+        ("01", "a list of distinct integers"),
+        ([], "one or more"),
+        ([2**31], "seed: got 2147483648"),
+        ([True], "seed: got True"),
+    ]:
+        with pytest.raises(grok.ConfigError, match=match):
+            grok.train(cfg, seeds=seeds, progress=False)
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b'preset = "prieto-perpgrad-small"\n[optim\nlr = 1\n', "TOMLDecodeError"),
+        (b"\xff\xfe\x00", "UnicodeDecodeError"),
+    ],
+    ids=["syntax", "not-utf8"],
+)
+def test_a_bad_toml_file_is_one_line(tmp_path, capsys, content, expected):
+    (tmp_path / "c.toml").write_bytes(content)
+    _one_line_exit_2(["train", "--config", str(tmp_path / "c.toml")], capsys, expected)
+
+
+@pytest.mark.parametrize("name", ["history.npz", "params.npz", "config.json", "status.json"])
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_damaged_run_files_are_one_line_in_every_command(small_run, tmp_path, capsys, name, damage):
+    small_run.save(tmp_path / "r")
+    data = (tmp_path / "r" / name).read_bytes()
+    (tmp_path / "r" / name).write_bytes(data[: len(data) // 3] if damage == "truncated" else b"")
+    for argv in (["plot", str(tmp_path / "r")], ["prune", str(tmp_path / "r")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("corrupt" in err or "not readable" in err or "incomplete" in err), err
+
+
+def test_a_history_without_its_metrics_and_parameters_of_the_wrong_shape(tmp_path, capsys):
+    cfg = grok.preset("doshi-coexistence-small").override(**{"train.steps": 4, "train.log_every": 2, "task.p": 7})
+    run = grok.train(cfg, seeds=(0,), progress=False)
+    bad = grok.Run(
+        run.config, run.members, {k: v for k, v in run.history.items() if k != "test_acc"}, run.state, run.status
+    )
+    bad.save(tmp_path / "h")
+    _one_line_exit_2(["plot", str(tmp_path / "h")], capsys, "'test_acc' has shape None")
+    wrong = {k: (v[:, :-1] if k.endswith("kernel") and v.ndim == 3 else v) for k, v in run.state.items()}
+    grok.Run(run.config, run.members, run.history, wrong, run.status).save(tmp_path / "p")
+    _one_line_exit_2(["prune", str(tmp_path / "p")], capsys, "saved parameters do not fit its model")
+
+
+def test_out_paths_that_are_files_or_empty(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    _one_line_exit_2(["sweep", "doshi-phase-small", "--out", str(tmp_path / "f")], capsys, "is a file")
+    _one_line_exit_2(["demo", "--quick", "--out", str(tmp_path / "f")], capsys, "--out: got")
+    _one_line_exit_2(["sweep", "doshi-phase-small", "--out", ""], capsys, "--out")
+    with pytest.raises(store.RunDirError, match="is a file, not a run directory"):
+        grok.load_run(tmp_path / "f")
