@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from grok import registry
 from grok.errors import ConfigError
 from grok.losses import LOSS_KINDS
@@ -365,6 +367,7 @@ class TrainConfig:
     ntk_every: int | None = None  # None: every log_every; else a multiple of log_every
     ntk_subset: int = 64  # probe examples for the empirical NTK
     ipr_histogram_bins: int = 20
+    divergence_factor: float = 1e6  # a member whose loss exceeds this × its initial loss has diverged
 
     def __post_init__(self) -> None:
         _check_int("train.steps", self.steps, 1)
@@ -387,6 +390,7 @@ class TrainConfig:
                 )
         _check_int("train.ntk_subset", self.ntk_subset, 2)
         _check_int("train.ipr_histogram_bins", self.ipr_histogram_bins, 2)
+        _check_real("train.divergence_factor", self.divergence_factor, 1.0, 1e300, open_lo=True)
 
 
 SECTIONS = {
@@ -423,6 +427,7 @@ class Config:
             raise ConfigError("loss.kind", "mse", "softmax_ce, stablemax_ce or mse_onehot for a classification task")
         if not classification and self.loss.kind != "mse":
             raise ConfigError("loss.kind", self.loss.kind, f"mse for task.kind={self.task.kind!r}")
+        self._check_representable()
         model_entry = _entry(registry.MODELS, self.model.kind, "model.kind")
         if model_entry is not None and model_entry.check is not None:
             model_entry.check(self)
@@ -444,6 +449,21 @@ class Config:
                     every,
                     f"a multiple of train.log_every={self.train.log_every} dividing train.steps={self.train.steps}",
                 )
+
+    def _check_representable(self) -> None:
+        """A dynamic number that rounds to 0 or ±inf in the parameter dtype is refused (float16, eps=1e-25)."""
+        dtype = np.dtype(self.train.param_dtype)
+        if _LENIENT.get():
+            return
+        for name in dynamic_fields(self):
+            value = self.get(name)
+            if name in ("seed", "task.data_seed") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            with np.errstate(over="ignore", under="ignore"):
+                cast = np.asarray(value, dtype)
+            if value != 0 and (cast == 0 or not np.isfinite(cast)):
+                where = f"train.param_dtype={dtype.name}"
+                raise ConfigError(name, value, f"a number representable in {where} (it rounds to {cast.item()})")
 
     # ----------------------------------------------------------------- derived
     @property

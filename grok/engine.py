@@ -12,7 +12,8 @@ Members are sharded over all devices (`shard_map`, one share per device). On a C
 device walks its share in blocks that fit the cache (`lax.map` over vmapped blocks,
 `member_block`); accelerators take the whole share at once. The host loops over chunks
 only to drive a progress bar. A member whose loss or parameters become non-finite is
-flagged `diverged` and its state stops changing; the other members are unaffected.
+flagged `diverged` and its state stops changing; so is one whose training loss exceeds
+`train.divergence_factor` × its loss at step 0 (a blow-up); the other members are unaffected.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class MemberState(NamedTuple):
     diverged: Array  # bool scalar
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
+    loss0: Array  # the training loss at step 0 (divergence is a loss beyond train.divergence_factor × it)
     probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
 
 
@@ -122,11 +124,12 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         diverged=jnp.zeros((), jnp.bool_),
         diverged_step=jnp.full((), -1, jnp.int32),
         step=jnp.zeros((), jnp.int32),
+        loss0=jnp.zeros((), metric_dtype(cfg)),
         probe={"params0": None, "refs": {}},
     )
     state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
     metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
-    return state, metrics
+    return state._replace(loss0=metrics["train_loss"]), metrics
 
 
 def _all_finite(tree) -> Array:
@@ -154,7 +157,8 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
     updates, new_opt = tx.update(grads, state.opt_state, state.params)
     new_params = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
     finite = jnp.isfinite(loss) & _all_finite(new_params)
-    bad = state.diverged | ~finite
+    blown_up = loss.astype(state.loss0.dtype) > cfg.train.divergence_factor * state.loss0
+    bad = state.diverged | ~finite | blown_up
 
     def keep(new, old):
         return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
@@ -231,8 +235,13 @@ def chunk_intervals(cfg: Config) -> int:
     if slow is not None:
         return slow
     target = max(1, math.ceil(total / 20))
-    divisors = [d for d in range(1, total + 1) if total % d == 0]
-    return min(divisors, key=lambda d: (abs(d - target), d))
+    return min(_divisors(total), key=lambda d: (abs(d - target), d))
+
+
+def _divisors(n: int) -> list[int]:
+    """The divisors of n in O(√n) (n may be a huge, absurd step count: no loop over every interval)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
 
 
 def member_block(static_cfg: Config, n_local: int) -> int | None:

@@ -13,6 +13,7 @@ from flax import nnx
 
 from grok import member
 from grok.config import Config
+from grok.errors import ConfigError
 from grok.optim import optimizer_from_config
 from grok.registry import MODELS, PROBES
 
@@ -104,3 +105,32 @@ def device_memory() -> tuple[int, str, int]:
     if not all(limits):
         return 0, "unknown", len(devices)
     return min(limits), f"{min(limits) / 2**30:.1f} GiB per {devices[0].platform} device", len(devices)
+
+
+def check_group_memory(cfg: Config, n_members: int, *, n_devices: int = 1, memory_bytes: int | None = None) -> None:
+    """Refuse a group of `n_members` members of `cfg` that would not fit (ConfigError), before compiling.
+
+    `n_devices`: devices the members are sharded over; `memory_bytes`: the capacity (default:
+    the device's, or the machine's RAM on CPU).
+    """
+    if memory_bytes is None:
+        capacity, where, _ = device_memory()
+        if not capacity:
+            return
+    else:
+        capacity, where = int(memory_bytes), f"{memory_bytes / 2**30:.3g} GiB (given)"
+    budget = MEMORY_FRACTION * capacity
+    per = estimate_member_bytes(cfg)
+    if per > budget:
+        raise ConfigError(
+            "memory",
+            f"{per / 2**30:.3g} GiB per member (estimated)",
+            f"a run that fits in {where}: fewer log points (a larger train.log_every), a smaller model or data",
+        )
+    on_one = -(-n_members // max(1, n_devices))
+    if on_one * per > budget:
+        raise ConfigError(
+            "seeds",
+            f"{n_members} members of {per / 2**20:.3g} MiB each (estimated)",
+            f"at most {max(1, int(budget // per)) * max(1, n_devices)} members at once in {where}",
+        )

@@ -18,6 +18,7 @@ import tasks
 from grok import engine, store
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
+from grok.memory import check_group_memory
 
 
 def flatten_state(state: Any) -> dict[str, np.ndarray]:
@@ -219,6 +220,7 @@ def train_members(
 ) -> Run:
     """Train `base` once per override dict (dynamic fields only) as one compiled group."""
     configs = [base.override(**o) for o in overrides]
+    check_group_memory(base, len(configs), n_devices=jax.device_count() if shard else 1)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -18,6 +18,7 @@ import pytest
 import grok
 from grok import store
 from grok.cli import main
+from grok.memory import check_group_memory
 
 FAST = {"task.p": 7, "task.train_fraction": 0.5, "model.widths": [8, 8], "train.steps": 4, "train.log_every": 2}
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,3 +276,56 @@ def test_out_paths_that_are_files_or_empty(tmp_path, capsys):
     _one_line_exit_2(["sweep", "doshi-phase-small", "--out", ""], capsys, "--out")
     with pytest.raises(store.RunDirError, match="is a file, not a run directory"):
         grok.load_run(tmp_path / "f")
+
+
+# --------------------------------------------------------------------------- checks before training
+def test_absurd_step_counts_and_models_are_refused_before_compiling():
+    traces = grok.trace_count()
+    start = time.perf_counter()
+    for over, match in [
+        ({"train.steps": 10**10, "train.log_every": 1}, "memory: .*GiB per member.*larger train.log_every"),
+        ({"model.widths": [100_000, 100_000]}, "memory: .*GiB per member"),
+    ]:
+        with pytest.raises(grok.ConfigError, match=match):
+            grok.train(tiny(**over), progress=False)
+    with pytest.raises(grok.ConfigError, match="seeds: .*members of"):
+        check_group_memory(tiny(), 10**6, memory_bytes=2**30)
+    assert grok.trace_count() == traces and time.perf_counter() - start < 5
+
+
+def test_chunking_a_huge_run_needs_no_loop_over_its_intervals():
+    from grok.engine import _divisors, chunk_intervals
+
+    assert _divisors(36) == [1, 2, 3, 4, 6, 9, 12, 18, 36]
+    assert _divisors(97) == [1, 97]
+    start = time.perf_counter()
+    assert chunk_intervals(tiny(**{"train.steps": 10**12, "train.log_every": 1})) == 5 * 10**10
+    assert time.perf_counter() - start < 1
+
+
+# --------------------------------------------------------------------------- divergence
+@pytest.mark.parametrize(
+    "base, over",
+    [({}, {"optim.lr": 1e9}), ({"optim.kind": "sgd", "optim.lr": 0.1}, {"optim.lr": 1e6})],
+    ids=["adamw", "sgd"],
+)
+def test_a_blow_up_is_divergence_and_freezes_the_member(base, over):
+    """The issue's attempts: AdamW at lr 1e9 (loss 1.3e32) and SGD at lr 1e6 (7e29) ran on unflagged."""
+    cfg = tiny(**{"train.steps": 20, "train.log_every": 2, "optim.transforms": []} | base)
+    run = grok.train_members(cfg, [{"seed": 0}, {"seed": 1} | over], progress=False)
+    assert run.status["diverged"] == [False, True]
+    step = run.status["diverged_step"][1]
+    assert 0 <= step < 20
+    loss = run.history["train_loss"][1]
+    assert np.all(np.isfinite(loss)) and loss.max() > cfg.train.divergence_factor * loss[0]
+    after = run.history["step"] > step + 1
+    assert np.all(loss[after] == loss[after][0])  # frozen
+    healthy = grok.train_members(cfg, [{"seed": 0}, {"seed": 1}], progress=False)  # the same group, no blow-up
+    np.testing.assert_array_equal(run.history["train_loss"][0], healthy.history["train_loss"][0])
+
+
+def test_a_hyperparameter_that_rounds_away_in_the_parameter_dtype_is_refused():
+    with pytest.raises(grok.ConfigError, match="optim.eps: got 1e-25; allowed: .*float16 \\(it rounds to 0.0\\)"):
+        grok.preset("prieto-stablemax-small").override(**{"train.param_dtype": "float16", "loss.dtype": "float16"})
+    with pytest.raises(grok.ConfigError, match="model.alpha: got 1000000.0; .*float16 \\(it rounds to inf\\)"):
+        grok.preset("kumar-fig1").override(**{"train.param_dtype": "float16", "model.alpha": 1e6})
