@@ -368,6 +368,7 @@ class TrainConfig:
     ntk_subset: int = 64  # probe examples for the empirical NTK
     ipr_histogram_bins: int = 20
     divergence_factor: float = 1e6  # a member whose loss exceeds this × its initial loss has diverged
+    checkpoint_every: int | None = None  # grok train --out: steps between checkpoints (None: every ~5 minutes)
 
     def __post_init__(self) -> None:
         _check_int("train.steps", self.steps, 1)
@@ -391,6 +392,8 @@ class TrainConfig:
         _check_int("train.ntk_subset", self.ntk_subset, 2)
         _check_int("train.ipr_histogram_bins", self.ipr_histogram_bins, 2)
         _check_real("train.divergence_factor", self.divergence_factor, 1.0, 1e300, open_lo=True)
+        if self.checkpoint_every is not None:
+            _check_int("train.checkpoint_every", self.checkpoint_every, 1)
 
 
 SECTIONS = {

@@ -22,7 +22,7 @@ import functools
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -360,13 +360,36 @@ def ensure_precision(cfg: Config) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+class Resume(NamedTuple):
+    """Where a checkpointed group stands: chunks done, the member states (host arrays, padded
+    member rows), and the history so far (host arrays, real members only)."""
+
+    chunks_done: int
+    state: MemberState
+    history: dict[str, np.ndarray]
+
+
+class Checkpointer(Protocol):
+    """What `run_group` asks of a checkpoint store (`grok.checkpoint.RunCheckpoint` is one)."""
+
+    def restore(self, abstract: MemberState, layout: Mapping[str, Any]) -> Resume | None: ...
+
+    def after_chunk(self, done: int, total: int, snapshot: Callable[[], Resume], layout: Mapping[str, Any]) -> None: ...
+
+
 def run_group(
     configs: Sequence[Config],
     *,
     progress: Callable[[int], None] | None = None,
     shard: bool = True,
+    checkpoint: Checkpointer | None = None,
 ) -> tuple[Config, dict[str, np.ndarray], dict[str, np.ndarray], MemberState]:
-    """Train one group. Returns (static config, dynamic values, history, final member states)."""
+    """Train one group. Returns (static config, dynamic values, history, final member states).
+
+    With a `checkpoint`, the group resumes from the state it restores (the same compiled chunks
+    run from there, so the result is bit-identical to an uninterrupted run) and offers it a host
+    copy of the state after every chunk.
+    """
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
     enable_compilation_cache()
@@ -378,25 +401,47 @@ def run_group(
     dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)
-    state, first = init(dyn)
-    outputs = []
     n_chunks = (static.train.steps // static.train.log_every) // n_chunk
-    for _ in range(n_chunks):
-        state, metrics, slow = chunk(state, dyn)
-        outputs.append((metrics, slow))
+    layout = {"n_chunk": n_chunk, "padded": padded, "n_members": n_members}
+    resume = checkpoint.restore(jax.eval_shape(init, dyn)[0], layout) if checkpoint is not None else None
+    if resume is None:
+        state, first = init(dyn)
+        done, parts = 0, [{name: _host_rows(v, n_members)[:, None] for name, v in first.items()}]
+    else:
+        state = _to_device(resume.state, sharding)
+        done, parts = resume.chunks_done, [resume.history]
         if progress is not None:
-            jax.block_until_ready(state.step)
-            progress(n_chunk * static.train.log_every)
-    # Everything after training happens on the host: dropping the padding members on device would
-    # be a cross-device program, and XLA:CPU's in-process collectives can deadlock with few cores.
-    parts = [{name: _host_rows(v, n_members)[:, None] for name, v in first.items()}]
-    for metrics, slow in outputs:
+            progress(done * n_chunk * static.train.log_every)
+    for i in range(done, n_chunks):
+        state, metrics, slow = chunk(state, dyn)
+        # Everything after a chunk happens on the host: dropping the padding members on device would
+        # be a cross-device program, and XLA:CPU's in-process collectives can deadlock with few cores.
         host = {name: _host_rows(v, n_members) for name, v in metrics.items()}
         parts.append(_place_slow(host, {name: _host_rows(v, n_members) for name, v in slow.items()}, n_chunk))
-    history = {name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]}
+        if progress is not None:
+            progress(n_chunk * static.train.log_every)
+        if checkpoint is not None:
+            checkpoint.after_chunk(i + 1, n_chunks, functools.partial(_snapshot, i + 1, state, parts), layout)
+    history = _joined(parts)
     history["step"] = np.arange(static.n_intervals, dtype=np.int64) * static.train.log_every
     state = jax.tree.map(lambda a: _host_rows(a, n_members), state)
     return static, dyn_np, history, state
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """History parts (one per chunk) joined along the interval axis."""
+    return {name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]}
+
+
+def _snapshot(done: int, state: MemberState, parts: list[dict[str, np.ndarray]]) -> Resume:
+    """A host copy of the whole group state (every padded member row) after `done` chunks."""
+    return Resume(done, jax.tree.map(lambda a: _host_rows(a, a.shape[0]), state), _joined(parts))
+
+
+def _to_device(state: MemberState, sharding: NamedSharding | None) -> MemberState:
+    if sharding is None:
+        return jax.tree.map(jnp.asarray, state)
+    return jax.device_put(state, sharding)
 
 
 def _host_rows(a: Array, n: int):

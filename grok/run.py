@@ -16,6 +16,7 @@ from flax import nnx
 
 import tasks
 from grok import engine, store
+from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
 from grok.memory import check_group_memory
@@ -217,34 +218,71 @@ def train_members(
     progress: bool = True,
     shard: bool = True,
     description: str | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
 ) -> Run:
-    """Train `base` once per override dict (dynamic fields only) as one compiled group."""
+    """Train `base` once per override dict (dynamic fields only) as one compiled group.
+
+    With `out`, the run is written there when it finishes, and checkpointed while it trains
+    (`train.checkpoint_every` steps, or every ~5 minutes): calling again with the same config after
+    a kill resumes from the last checkpoint and gives a bit-identical run. `out` is checked before
+    anything is trained (see `Run.save`); `overwrite` replaces a finished run or another run's
+    checkpoint there.
+    """
     configs = [base.override(**o) for o in overrides]
     check_group_memory(base, len(configs), n_devices=jax.device_count() if shard else 1)
+    if out is None:
+        return _train_group(base, overrides, configs, progress=progress, shard=shard, description=description)
+    out = store.check_out_dir(out, overwrite=overwrite)
+    with store.dir_lock(out):
+        ckpt = RunCheckpoint(
+            out / CHECKPOINT_DIR,
+            {"config": base.to_dict(), "members": [dict(o) for o in overrides]},
+            every_steps=base.train.checkpoint_every,
+            steps_per_chunk=engine.chunk_intervals(base) * base.train.log_every,
+            discard_other=overwrite,
+        )
+        run = _train_group(base, overrides, configs, progress=progress, shard=shard, description=description, ckpt=ckpt)
+        run.write_to(out)  # replaces the directory, checkpoint included
+    return run
+
+
+def _train_group(base, overrides, configs, *, progress, shard, description, ckpt=None) -> Run:
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        steps = base.train.steps
-        bar = tqdm(total=steps, desc=description or _describe(base), unit="step", leave=False)
+        bar = tqdm(total=base.train.steps, desc=description or _describe(base), unit="step", leave=False)
     start = time.perf_counter()
     try:
-        _, _, history, state = engine.run_group(configs, progress=bar.update if bar else None, shard=shard)
+        _, _, history, state = engine.run_group(
+            configs, progress=bar.update if bar else None, shard=shard, checkpoint=ckpt
+        )
     finally:
         if bar is not None:
             bar.close()
     return Run.from_group(base, overrides, history, state, wall_seconds=time.perf_counter() - start)
 
 
-def train(cfg: Config, seeds: Iterable[int] | None = None, *, progress: bool = True, shard: bool = True) -> Run:
+def train(
+    cfg: Config,
+    seeds: Iterable[int] | None = None,
+    *,
+    progress: bool = True,
+    shard: bool = True,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> Run:
     """Train `cfg` once per seed, all seeds as members of one compiled program.
 
     `run.history[name]` is `[members, intervals]` (`step` is `[intervals]`), step 0 included.
+    `out`: write the run there, checkpointing while it trains (see `train_members`).
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"grok.train needs a grok.Config, got {type(cfg).__name__}")
     seeds = [cfg.seed] if seeds is None else check_seeds(seeds)
-    return train_members(cfg, [{"seed": s} for s in seeds], progress=progress, shard=shard)
+    members = [{"seed": s} for s in seeds]
+    return train_members(cfg, members, progress=progress, shard=shard, out=out, overwrite=overwrite)
 
 
 def check_seeds(seeds: Any, field: str = "seeds") -> list[int]:

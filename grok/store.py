@@ -151,7 +151,7 @@ def check_out_dir(path: str | Path, *, overwrite: bool = False, what: str = "--o
             raise RunDirError(
                 f"{what}: {str(path)!r} already holds a run; pass --overwrite (overwrite=True) to replace it"
             )
-    elif path.is_dir() and any(path.iterdir()):
+    elif path.is_dir() and any(p.name != "checkpoint" for p in path.iterdir()):  # a run in progress is fine
         raise RunDirError(f"{what}: {str(path)!r} is a non-empty directory that is not a run; choose a new directory")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -166,14 +166,18 @@ def write_run_dir(
     params: Mapping[str, np.ndarray],
     status: Mapping[str, Any],
 ) -> Path:
-    """Write a run directory whole: into a temporary sibling, then renamed into place (replacing
-    an old run, which is removed only after the new one is in place). `status.json` gets the
-    SHA-256 of the other files."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a run directory whole (`write_dir_whole`); `status.json` gets the SHA-256 of the other files."""
     files = {"config.json": json_bytes(config), "history.npz": npz_bytes(history), "params.npz": npz_bytes(params)}
     record = dict(status) | {"files": {name: sha256(data) for name, data in files.items()}}
     files["status.json"] = json_bytes(record)
+    return write_dir_whole(path, files)
+
+
+def write_dir_whole(path: str | Path, files: Mapping[str, bytes]) -> Path:
+    """Write a directory of files whole: into a temporary sibling, then renamed into place (an old
+    directory there is moved aside first and removed only after the new one is in place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.new-"))
     old = None
     try:
@@ -191,7 +195,7 @@ def write_run_dir(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not path.exists():
-            os.rename(old, path)  # put the old run back
+            os.rename(old, path)  # put the old directory back
             old = None
         raise
     if old is not None:

@@ -329,3 +329,62 @@ def test_a_hyperparameter_that_rounds_away_in_the_parameter_dtype_is_refused():
         grok.preset("prieto-stablemax-small").override(**{"train.param_dtype": "float16", "loss.dtype": "float16"})
     with pytest.raises(grok.ConfigError, match="model.alpha: got 1000000.0; .*float16 \\(it rounds to inf\\)"):
         grok.preset("kumar-fig1").override(**{"train.param_dtype": "float16", "model.alpha": 1e6})
+
+
+# --------------------------------------------------------------------------- checkpoints
+CKPT_ARGS = [
+    "--preset", "prieto-perpgrad-small", "--seeds", "0", "1", "2", "--quiet",
+    "--set", "train.steps=400", "--set", "train.log_every=10", "--set", "train.checkpoint_every=20",
+    "--set", "train.probes=[\"collapse\"]",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_grok_train_killed_with_9_resumes_bit_identical(tmp_path):
+    """`grok train --out DIR`, killed -9 after some checkpoints, run again: the same run as uninterrupted."""
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "grok.cli", "train", *CKPT_ARGS]
+    whole = subprocess.run([*cmd, "--out", str(tmp_path / "whole")], capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr
+    killed = subprocess.Popen([*cmd, "--out", str(tmp_path / "k")], env=env, stderr=subprocess.DEVNULL)
+    meta = tmp_path / "k" / "checkpoint" / "meta.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (meta.is_file() and json.loads(meta.read_text())["chunks_done"] >= 3):
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    done = json.loads(meta.read_text())["chunks_done"]
+    assert 3 <= done < 20 and not (tmp_path / "k" / "status.json").exists()
+    again = subprocess.run([*cmd, "--out", str(tmp_path / "k")], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    a, b = grok.load_run(tmp_path / "whole"), grok.load_run(tmp_path / "k")
+    assert not (tmp_path / "k" / "checkpoint").exists()
+    for name in a.history:
+        np.testing.assert_array_equal(a.history[name], b.history[name], err_msg=name)
+    for name in a.state:
+        np.testing.assert_array_equal(a.state[name], b.state[name], err_msg=name)
+
+
+def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_path):
+    from grok import checkpoint
+
+    cfg = tiny(**{"train.steps": 20, "train.checkpoint_every": 2})
+    saves = []
+    original = checkpoint.RunCheckpoint.save
+
+    def save_and_stop(self, resume, layout):
+        original(self, resume, layout)
+        saves.append(resume.chunks_done)
+        raise KeyboardInterrupt  # a kill after the first checkpoint
+
+    checkpoint.RunCheckpoint.save = save_and_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
+    finally:
+        checkpoint.RunCheckpoint.save = original
+    assert saves == [1] and (tmp_path / "r" / "checkpoint" / "meta.json").is_file()
+    with pytest.raises(grok.ConfigError, match="differs in config.optim.lr.*--overwrite"):
+        grok.train(cfg.override(**{"optim.lr": 0.02}), seeds=(0,), progress=False, out=tmp_path / "r")
+    run = grok.train(cfg.override(**{"optim.lr": 0.02}), seeds=(0,), progress=False, out=tmp_path / "r", overwrite=True)
+    assert grok.load_run(tmp_path / "r").config.optim.lr == 0.02 == run.config.optim.lr

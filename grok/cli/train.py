@@ -31,21 +31,15 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import grok
-    from grok import store
 
     cfg = config_from_args(args)
     seeds = check_seeds(args.seeds if args.seeds else [cfg.seed], "--seeds")
-    if args.out is None:
-        run = grok.train(cfg, seeds=seeds, progress=not args.quiet)
-        print(run.summary())
-        return 0
-    out = store.check_out_dir(args.out, overwrite=args.overwrite)  # before any training
-    with store.dir_lock(out):
-        run = grok.train(cfg, seeds=seeds, progress=not args.quiet)
-        print(run.summary())
-        store.check_out_dir(out, overwrite=args.overwrite)  # nothing appeared there meanwhile
-        run.write_to(out)
-    print(f"saved to {out}")
+    if args.out is not None and not str(args.out).strip():
+        raise ConfigError("--out", args.out, "a directory path to write the run to")
+    run = grok.train(cfg, seeds=seeds, progress=not args.quiet, out=args.out, overwrite=args.overwrite)
+    print(run.summary())
+    if args.out is not None:
+        print(f"saved to {args.out}")
     return 0
 
 
@@ -56,7 +50,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--config", help="a TOML config file (optional `preset = NAME`, then [task]/[model]/... tables)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted field, e.g. optim.lr=5e-3")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds, trained together as members (default: config seed)")
-    p.add_argument("--out", help="run directory to write (checked before training)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument(
+        "--out", help="run directory to write (checked before training; checkpointed while training: rerun to resume)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a run (or another run's checkpoint) in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

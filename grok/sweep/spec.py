@@ -369,6 +369,8 @@ def _inert_reason(cfg: Config, name: str) -> str | None:
     options, a probe owns its `fields`; a registered kind's options matter only while it is chosen."""
     if name == "description":
         return "(it is a label)"
+    if name == "train.checkpoint_every":
+        return "on a sweep (it sets how often `grok train --out` checkpoints; a sweep resumes per batch)"
     parts = name.split(".")
     if len(parts) == 3:
         section, owner, _ = parts
