@@ -247,27 +247,33 @@ def _divisors(n: int) -> list[int]:
 def member_block(static_cfg: Config, n_local: int) -> int | None:
     """Members per vmapped block inside a device's program; None = all of them at once.
 
-    On CPU a step over all members at once streams every activation through memory; a block
-    of members whose working set fits the core's cache runs the same arithmetic much faster,
-    and `lax.map` walks the blocks. `$GROK_MEMBER_BLOCK` overrides (0 = no blocks). Accelerators
-    take all members at once.
+    CPU default: blocks of one member (`lax.map` walks them), so that a member's numbers do not
+    depend on its company: XLA:CPU computes the weight gradient (a matmul contracting the training
+    examples) with another kernel when several members are batched, which changes its rounding.
+    `$GROK_MEMBER_BLOCK=auto` takes blocks whose working set fits the core's cache instead
+    (faster for small members, not reproducible across groupings), a number forces that block,
+    0 = all members at once. Accelerators take all members at once.
     """
     if n_local <= 1:
         return None
     forced = os.environ.get("GROK_MEMBER_BLOCK")
-    if forced is not None:
+    if forced is not None and forced.strip() != "auto":
         if not forced.strip().isdigit():
-            raise ValueError(f"GROK_MEMBER_BLOCK={forced!r}: expected a whole number of members (0 = no blocks)")
+            raise ValueError(
+                f"GROK_MEMBER_BLOCK={forced!r}: expected 'auto' or a whole number of members (0 = no blocks)"
+            )
         block = int(forced)
     elif jax.default_backend() != "cpu":
         return None
+    elif forced is None:
+        block = 1
     else:
         block = max(1, _CPU_BLOCK_BYTES // max(1, member_working_set(static_cfg, param_bytes(static_cfg))))
     return None if block <= 0 or block >= n_local else block
 
 
-# Measured on a 2-core EPYC (512 KiB L2 per core, `benchmarks/bench_sweep.py`): the best blocks
-# were 4–8 members of 350 kB (estimated), 1 of 1.1 MB and 8–16 of 150 kB.
+# GROK_MEMBER_BLOCK=auto. Measured on a 2-core EPYC (512 KiB L2 per core, `benchmarks/bench_sweep.py`):
+# the best blocks were 4–8 members of 350 kB (estimated), 1 of 1.1 MB and 8–16 of 150 kB.
 _CPU_BLOCK_BYTES = 2 << 20
 
 

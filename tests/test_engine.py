@@ -166,6 +166,8 @@ def test_member_blocks_and_shards_give_the_same_numbers(monkeypatch):
 def test_member_block_choice(monkeypatch):
     cfg = tiny()
     monkeypatch.delenv("GROK_MEMBER_BLOCK", raising=False)
+    assert engine.member_block(cfg, 10_000) == 1  # CPU default: one member at a time (reproducible)
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "auto")
     auto = engine.member_block(cfg, 10_000)
     assert auto is not None and auto >= 1  # CPU: blocks of members that fit the cache
     assert engine.member_block(cfg, 1) is None  # a block as large as the device's share is no block

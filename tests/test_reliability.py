@@ -388,3 +388,23 @@ def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_pa
         grok.train(cfg.override(**{"optim.lr": 0.02}), seeds=(0,), progress=False, out=tmp_path / "r")
     run = grok.train(cfg.override(**{"optim.lr": 0.02}), seeds=(0,), progress=False, out=tmp_path / "r", overwrite=True)
     assert grok.load_run(tmp_path / "r").config.optim.lr == 0.02 == run.config.optim.lr
+
+
+# --------------------------------------------------------------------------- a member's run is its own
+@pytest.mark.parametrize("preset", ["prieto-perpgrad-small", "doshi-coexistence-small", "kumar-fig1"])
+def test_a_member_trained_alone_in_a_group_or_sharded_is_bit_identical(preset, monkeypatch):
+    """float32, default CPU path: alone = unsharded in a group (any position) = sharded over the 4 test devices."""
+    monkeypatch.delenv("GROK_MEMBER_BLOCK", raising=False)
+    cfg = grok.preset(preset).override(**{"train.steps": 60, "train.log_every": 20})
+    alone = grok.train(cfg, seeds=(3,), progress=False)
+    grouped = grok.train(cfg, seeds=(1, 3, 2), progress=False, shard=False)
+    sharded = grok.train(cfg, seeds=(5, 6, 3, 7, 8), progress=False)  # padded to 8, 2 per device
+    for run, i in ((grouped, 1), (sharded, 2)):
+        for name, value in alone.history.items():
+            np.testing.assert_array_equal(
+                run.history[name][i] if name != "step" else run.history[name],
+                value[0] if name != "step" else value,
+                err_msg=name,
+            )
+        for name, value in alone.state.items():
+            np.testing.assert_array_equal(run.state[name][i], value[0], err_msg=name)

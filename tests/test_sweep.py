@@ -173,7 +173,8 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
     check_memory(small, small.batches(), memory_bytes=10 * per, shard=False)
 
 
-def test_one_activation_count_for_the_memory_estimate_and_the_working_set():
+def test_one_activation_count_for_the_memory_estimate_and_the_working_set(monkeypatch):
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "auto")
     from grok import engine, member
     from grok.memory import activation_width, member_working_set, optimizer_bytes
 

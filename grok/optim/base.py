@@ -6,9 +6,38 @@ per member. Any registered transform can be the base (`optim.kind`); these three
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from grok.registry import register_transform
+
+
+def scale_by_adam(b1, b2, eps) -> optax.GradientTransformation:
+    """Adam's direction m̂/(√v̂ + eps) with m̂ = m/(1 − b1ᵗ), v̂ = v/(1 − b2ᵗ): `optax.scale_by_adam`'s
+    formula, with the bias-corrected moments behind `lax.optimization_barrier`.
+
+    The barrier keeps XLA's algebraic simplifier from rewriting (m·c)/(√v̂ + eps) into other, equal
+    forms, which it does differently in a single-device and in a sharded program; without it a
+    member's run drifts by ulps with the company it is trained in (docs/architecture.md).
+    """
+
+    def init_fn(params):
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=jax.tree.map(jnp.zeros_like, params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = optax.safe_increment(state.count)
+        mu_hat, nu_hat = jax.lax.optimization_barrier(
+            (optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count))
+        )
+        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
+        return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 def adamw(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
@@ -17,12 +46,12 @@ def adamw(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
     eps is added outside the square root, as in torch, and really reaches Adam (the [P] runs
     use 1e-25; optax's default 1e-8 changes the dynamics).
     """
-    return optax.adamw(lr, b1=b1, b2=b2, eps=eps, eps_root=0.0, weight_decay=weight_decay)
+    return optax.chain(scale_by_adam(b1, b2, eps), optax.add_decayed_weights(weight_decay), optax.scale(-lr))
 
 
 def adam(lr, b1, b2, eps) -> optax.GradientTransformation:
     """Plain Adam (no weight decay: use adamw)."""
-    return optax.adam(lr, b1=b1, b2=b2, eps=eps, eps_root=0.0)
+    return optax.chain(scale_by_adam(b1, b2, eps), optax.scale(-lr))
 
 
 def sgd(lr, momentum, nesterov, weight_decay) -> optax.GradientTransformation:
