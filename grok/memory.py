@@ -81,7 +81,73 @@ def estimate_member_bytes(cfg: Config, param_bytes: int | None = None) -> int:
     widest = max(m.widths) if m.kind != "transformer" else m.d_mlp
     total += cfg.n_intervals * (32 + widest + cfg.train.ipr_histogram_bins) * 8
     total += sum(p.memory(cfg, params) for p in probes if p.memory is not None)
-    return int(total)
+    return int(total + snapshot_memory(cfg))
+
+
+def snapshot_memory(cfg: Config) -> int:
+    """Bytes one member's snapshots hold: a chunk's buffer on the device (its slots and a spare)
+    and every snapshot on the host (the same memory on a CPU)."""
+    from grok.engine import group_schedule
+    from grok.snapshots import snapshot_bytes
+
+    if not cfg.train.snapshots:
+        return 0
+    sched = group_schedule(cfg)
+    return (sched.slots_per_chunk + 1 + len(sched.snapshots)) * snapshot_bytes(cfg)
+
+
+def snapshot_disk_bytes(cfg: Config, n_members: int) -> int:
+    """Bytes the snapshots of `n_members` members take in a run directory (uncompressed .npz)."""
+    from grok.engine import group_schedule
+    from grok.snapshots import snapshot_bytes
+
+    if not cfg.train.snapshots:
+        return 0
+    return len(group_schedule(cfg).snapshots) * n_members * snapshot_bytes(cfg)
+
+
+def snapshot_plan(cfg: Config, n_members: int) -> str:
+    """One line: how many snapshots, of what size, and their disk size."""
+    from grok.engine import group_schedule
+    from grok.snapshots import snapshot_bytes
+
+    n = len(group_schedule(cfg).snapshots)
+    each = snapshot_bytes(cfg)
+    return (
+        f"snapshots: {n} steps x {n_members} member(s) x {each / 2**20:.2f} MiB = "
+        f"{snapshot_disk_bytes(cfg, n_members) / 2**20:.1f} MiB on disk"
+    )
+
+
+def check_run(cfg: Config, n_members: int, *, out=None, memory_bytes: int | None = None) -> None:
+    """Refuse, before anything compiles, a run whose members (with their snapshots) cannot fit in
+    memory, or whose snapshots cannot fit on the disk of `out`."""
+    from grok.errors import ConfigError
+
+    capacity, where, n_dev = device_memory() if memory_bytes is None else (memory_bytes, "given", 1)
+    need = estimate_member_bytes(cfg) * -(-n_members // max(n_dev, 1))
+    if capacity and need > MEMORY_FRACTION * capacity:
+        raise ConfigError(
+            "train.snapshots" if cfg.train.snapshots else "members",
+            cfg.train.snapshots if cfg.train.snapshots else n_members,
+            f"a run that fits in memory: it needs ~{need / 2**30:.2f} GiB of {where}; take fewer snapshots or members",
+        )
+    if out is not None and cfg.train.snapshots:
+        import shutil
+        from pathlib import Path
+
+        target = Path(out).resolve()
+        while not target.exists():
+            target = target.parent
+        free = shutil.disk_usage(target).free
+        disk = snapshot_disk_bytes(cfg, n_members)
+        if disk > free:
+            raise ConfigError(
+                "train.snapshots",
+                cfg.train.snapshots,
+                f"snapshots that fit on disk: they need {disk / 2**30:.2f} GiB, "
+                f"{free / 2**30:.2f} GiB free at {target}",
+            )
 
 
 def device_memory() -> tuple[int, str, int]:
