@@ -36,7 +36,7 @@ from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
 from grok.member import build_data, build_member_model, graphdef_of, param_bytes, registration_tokens
 from grok.memory import member_working_set
 from grok.optim import optimizer_from_config
-from grok.probing import init_probe_state, interval_probes, slow_chunk, slow_probes
+from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes
 from grok.schedule import Schedule, schedule
 from grok.snapshots import state_leaves
 
@@ -108,6 +108,12 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
 # --------------------------------------------------------------------------- one member
 def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[str, Array]):
     _TRACES["init"] += 1
+    state = _init_state(cfg, spec, fwd, dyn)
+    metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
+    return state, metrics
+
+
+def _init_state(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[str, Array]) -> MemberState:
     key = jax.random.key(dyn["seed"])
     key, k_model = jax.random.split(key)
     data = build_data(cfg, dyn["task.data_seed"], dyn["task.corrupt_fraction"])
@@ -125,9 +131,7 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         step=jnp.zeros((), jnp.int32),
         probe={"params0": None, "refs": {}},
     )
-    state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
-    metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
-    return state, metrics
+    return state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
 
 
 def _all_finite(tree) -> Array:
@@ -219,6 +223,14 @@ class MemberProgram(NamedTuple):
     def init(self, dyn: Mapping[str, Array]) -> tuple[MemberState, dict]:
         """Data, model, optimizer state and probe references; metrics at step 0."""
         return _init_member(self.config, self.spec, self.fwd, dyn)
+
+    def init_state(self, dyn: Mapping[str, Array]) -> MemberState:
+        """`init` without the metrics: the state at step 0 (probe references included)."""
+        return _init_state(self.config, self.spec, self.fwd, dyn)
+
+    def probes(self, state: MemberState, dyn: Mapping[str, Array], names: Sequence[str]) -> dict:
+        """The named probes (registered, any interval) at the current state."""
+        return probes_at(self.config, self.spec, self.fwd, state, dyn, names)
 
     def step(self, state: MemberState, dyn: Mapping[str, Array]) -> MemberState:
         """One optimizer step (a diverged member stays frozen)."""

@@ -36,10 +36,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     for s in seeds:
         if s < 0:
             raise ConfigError("--seeds", s, "non-negative integers")
-    run = grok.train(cfg, seeds=seeds, progress=not args.quiet)
+    run = grok.train(cfg, seeds=seeds, progress=not args.quiet, out=args.out)
     print(run.summary())
     if args.out:
-        run.save(args.out)
         print(f"saved to {args.out}")
     return 0
 
