@@ -14,7 +14,10 @@ from flax import nnx
 from grok import member
 from grok.config import Config
 from grok.optim import optimizer_from_config
+from grok.probing.evaluate import slow_chunk
 from grok.registry import MODELS, PROBES
+from grok.schedule import schedule
+from grok.snapshots import snapshot_bytes
 
 MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
 
@@ -84,34 +87,30 @@ def estimate_member_bytes(cfg: Config, param_bytes: int | None = None) -> int:
     return int(total + snapshot_memory(cfg))
 
 
+def _schedule(cfg: Config):
+    """The run's schedule, as the engine lays it out (`grok.engine.group_schedule`)."""
+    return schedule(cfg.train, slow_chunk(cfg))
+
+
 def snapshot_memory(cfg: Config) -> int:
     """Bytes one member's snapshots hold: a chunk's buffer on the device (its slots and a spare)
     and every snapshot on the host (the same memory on a CPU)."""
-    from grok.engine import group_schedule
-    from grok.snapshots import snapshot_bytes
-
     if not cfg.train.snapshots:
         return 0
-    sched = group_schedule(cfg)
+    sched = _schedule(cfg)
     return (sched.slots_per_chunk + 1 + len(sched.snapshots)) * snapshot_bytes(cfg)
 
 
 def snapshot_disk_bytes(cfg: Config, n_members: int) -> int:
     """Bytes the snapshots of `n_members` members take in a run directory (uncompressed .npz)."""
-    from grok.engine import group_schedule
-    from grok.snapshots import snapshot_bytes
-
     if not cfg.train.snapshots:
         return 0
-    return len(group_schedule(cfg).snapshots) * n_members * snapshot_bytes(cfg)
+    return len(_schedule(cfg).snapshots) * n_members * snapshot_bytes(cfg)
 
 
 def snapshot_plan(cfg: Config, n_members: int) -> str:
     """One line: how many snapshots, of what size, and their disk size."""
-    from grok.engine import group_schedule
-    from grok.snapshots import snapshot_bytes
-
-    n = len(group_schedule(cfg).snapshots)
+    n = len(_schedule(cfg).snapshots)
     each = snapshot_bytes(cfg)
     return (
         f"snapshots: {n} steps x {n_members} member(s) x {each / 2**20:.2f} MiB = "
