@@ -21,11 +21,18 @@ the fraction by which it lengthens one log interval. Tables:
    step: the [K] α-net (D=100, N=500, P=450; one output) and the [P]-like MLP (53 logits,
    so 53 backward passes per example).
 3. End to end, as a check of table 1: whole `grok.train` runs of the [P]-like config.
+4. A user-registered probe against the built-in: `bench_user_collapse`, registered here with
+   `grok.register_probe`, computes exactly what the built-in `collapse` computes (the same
+   `probes.collapse` functions, the same metrics). The ratio of their evaluation times is what
+   a probe pays for being a user's rather than a built-in (target: within 10%). Their compiled
+   evaluation programs are also compared, instruction by instruction: when they are identical,
+   a ratio away from 1 is the machine's noise.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
 
 import jax
@@ -33,6 +40,8 @@ import jax.numpy as jnp
 
 import grok
 from grok import engine
+from grok.probing.collapse import stablemax_sc_fraction
+from probes import collapse
 
 TRIALS = 7  # interleaved rounds; each keeps its best
 FEW_TRIALS = 2  # for calls that take longer than a trial
@@ -57,7 +66,7 @@ def _pieces(cfg: grok.Config):
     return train, evaluate, state, dyn
 
 
-def _best_times(calls: dict[str, callable]) -> dict[str, float]:
+def _best_times(calls: dict[str, callable], trials: int = TRIALS) -> dict[str, float]:
     """Best seconds per call of each zero-argument callable, over interleaved trials."""
     reps = {}
     for name, fn in calls.items():
@@ -68,7 +77,7 @@ def _best_times(calls: dict[str, callable]) -> dict[str, float]:
             n += 1
         reps[name] = n
     best = dict.fromkeys(calls, float("inf"))
-    for trial in range(TRIALS):
+    for trial in range(trials):
         for name, fn in calls.items():
             if trial >= FEW_TRIALS and reps[name] == 1:
                 continue  # calls slower than MIN_TRIAL_S: a few trials are enough
@@ -128,6 +137,56 @@ def _end_to_end(name: str, cfg: grok.Config, out: dict[str, float]) -> None:
     print(f"  collapse+neurons: overhead {100 * frac:.1f} %")
 
 
+USER_PROBE = "bench_user_collapse"  # unique: registering it again from this module replaces it
+USER_PROBE_TRIALS = 3 * TRIALS  # a ratio of two equal times: more rounds, so both reach their best
+
+
+def _user_collapse(x: grok.ProbeInputs) -> dict:
+    """The built-in `collapse` probe (grok/probing/collapse.py) as a user would write it: the same
+    `probes.collapse` functions, the same metrics, registered with `grok.register_probe`."""
+    cfg = x.config
+    grads = jax.grad(x.train_loss)(x.params)
+    metrics = {"zero_terms": collapse.zero_terms(x.loss_train), "nlm_cosine": collapse.nlm_cosine(grads, x.params)}
+    if cfg.loss.kind == "softmax_ce":
+        metrics["sc_fraction"] = collapse.sc_fraction(x.outputs_train, cfg.loss.dtype)
+    elif cfg.loss.kind == "stablemax_ce":
+        metrics["sc_fraction"] = stablemax_sc_fraction(x.outputs_train, jnp.dtype(cfg.loss.dtype))
+    if x.spec.n_classes:
+        metrics["logit_norm"] = collapse.logit_norm(x.outputs_train)
+    for name, value in collapse.weight_norms(x.params).items():
+        if name != "total":
+            metrics[f"weight_norm/{name}"] = value
+    return metrics
+
+
+def _evaluation_program(cfg: grok.Config) -> list[str]:
+    """The compiled evaluation's instructions, without source locations (which name the probe's file)."""
+    _, evaluate, state, dyn = _pieces(cfg)
+    text = evaluate.lower(state, dyn).compile().as_text()
+    text = re.sub(r", stack_frame_id=\d+|, metadata=\{[^}]*\}", "", text)
+    return [line for line in text.splitlines() if " = " in line]
+
+
+def _user_probe(name: str, cfg: grok.Config, out: dict[str, float]) -> None:
+    grok.register_probe(USER_PROBE, _user_collapse)
+    configs = {"none": cfg} | {p: cfg.override(**{"train.probes": [p]}) for p in ("collapse", USER_PROBE)}
+    same = _evaluation_program(configs["collapse"]) == _evaluation_program(configs[USER_PROBE])
+    out[f"{name}/user_collapse_same_program"] = float(same)
+    t = _best_times(_calls(configs), trials=USER_PROBE_TRIALS)
+    interval = t["train"] + t["none"]
+    builtin, user = t["collapse"], t[USER_PROBE]
+    ratio = user / builtin
+    overhead_ratio = (user - t["none"]) / (builtin - t["none"])
+    out[f"{name}/user_collapse_eval_ratio"] = ratio
+    out[f"{name}/user_collapse_overhead_ratio"] = overhead_ratio
+    print(f"{name}: the built-in `collapse` against a user-registered copy of it ({USER_PROBE})")
+    print(f"  compiled evaluation programs identical (source locations aside): {same}")
+    for label, value in (("built-in", builtin), ("user copy", user)):
+        frac = (value - t["none"]) / interval
+        print(f"  {label:<17} evaluation {1e3 * value:8.2f} ms   overhead {100 * frac:7.1f} % of training")
+    print(f"  user / built-in: evaluation {ratio:.3f}, probe overhead {overhead_ratio:.3f} (target: within 10%)")
+
+
 def run() -> dict[str, float]:
     out: dict[str, float] = {}
     _overheads("P-like", P_LIKE, out)
@@ -135,6 +194,8 @@ def run() -> dict[str, float]:
     _ntk_scaling("K-like", K_LIKE, (32, 64, 128, 256), out)
     _ntk_scaling("P-like", P_LIKE, (16, 32, 64), out)
     _end_to_end("P-like", P_LIKE, out)
+    _user_probe("P-like", P_LIKE, out)
+    _user_probe("D-like", D_LIKE, out)
     return out
 
 

@@ -32,6 +32,7 @@ from grok.config import (  # noqa: E402
 )
 from grok.engine import trace_count  # noqa: E402
 from grok.errors import ConfigError  # noqa: E402
+from grok.posthoc import probe_history  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
 from grok.prune import prune  # noqa: E402
 from grok.registry import (  # noqa: E402
@@ -75,6 +76,7 @@ __all__ = [
     "load_sweep",
     "preset",
     "presets",
+    "probe_history",
     "prune",
     "register_model",
     "register_probe",

@@ -47,15 +47,13 @@ class RunCheckpoint:
         identity: Mapping[str, Any],
         *,
         every_steps: int | None,
-        steps_per_chunk: int,
         discard_other: bool = False,
         every_seconds: float = DEFAULT_EVERY_SECONDS,
     ):
         self.path = Path(path)
         self.identity = json.loads(json.dumps(identity, default=store._json_default))
-        self.every_steps, self.steps_per_chunk = every_steps, steps_per_chunk
-        self.every_seconds, self.discard_other = every_seconds, discard_other
-        self._last_chunk, self._last_time = 0, time.monotonic()
+        self.every_steps, self.every_seconds, self.discard_other = every_steps, every_seconds, discard_other
+        self._last_step, self._last_time = 0, time.monotonic()
 
     # ---------------------------------------------------------------- restore
     def restore(self, abstract: MemberState, layout: Mapping[str, Any]) -> Resume | None:
@@ -90,39 +88,52 @@ class RunCheckpoint:
                 raise store.RunDirError(f"checkpoint {str(self.path)!r} does not fit this run (leaf {i})")
             restored.append(value)
         history = store.read_npz(self.path / "history.npz")
-        self._last_chunk = int(meta["chunks_done"])
-        return Resume(self._last_chunk, jax.tree_util.tree_unflatten(treedef, restored), history)
+        snapshots: dict[int, dict[str, np.ndarray]] = {}
+        for key, value in store.read_npz(self.path / "snapshots.npz").items():
+            step, _, name = key.partition("|")
+            snapshots.setdefault(int(step), {})[name] = value
+        self._last_step = int(meta["steps_done"])
+        state = jax.tree_util.tree_unflatten(treedef, restored)
+        return Resume(int(meta["chunks_done"]), state, history, snapshots)
 
     # ---------------------------------------------------------------- save
-    def after_chunk(self, done: int, total: int, snapshot: Callable[[], Resume], layout: Mapping[str, Any]) -> None:
+    def after_chunk(
+        self, done: int, total: int, steps_done: int, snapshot: Callable[[], Resume], layout: Mapping[str, Any]
+    ) -> None:
         """Save when due: every `every_steps` steps, else every `every_seconds` of wall time (never after
         the last chunk: the finished run is written then)."""
         if done >= total:
             return
         if self.every_steps is not None:
-            due = (done - self._last_chunk) * self.steps_per_chunk >= self.every_steps
+            due = steps_done - self._last_step >= self.every_steps
         else:
             due = time.monotonic() - self._last_time >= self.every_seconds
         if due:
-            self.save(snapshot(), layout)
+            self.save(snapshot(), layout, steps_done)
 
-    def save(self, resume: Resume, layout: Mapping[str, Any]) -> None:
+    def save(self, resume: Resume, layout: Mapping[str, Any], steps_done: int) -> None:
         leaves = jax.tree_util.tree_leaves(resume.state)
         arrays = {}
         for i, leaf in enumerate(leaves):
             if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
                 leaf = jax.random.key_data(leaf)
             arrays[f"leaf_{i:05d}"] = np.asarray(leaf)
-        files = {"state.npz": store.npz_bytes(arrays), "history.npz": store.npz_bytes(resume.history)}
+        snaps = {f"{step}|{name}": arr for step, snap in resume.snapshots.items() for name, arr in snap.items()}
+        files = {
+            "state.npz": store.npz_bytes(arrays),
+            "history.npz": store.npz_bytes(resume.history),
+            "snapshots.npz": store.npz_bytes(snaps),
+        }
         meta = {
             "identity": self.identity,
             "layout": dict(layout),
             "chunks_done": resume.chunks_done,
+            "steps_done": steps_done,
             "files": {name: store.sha256(data) for name, data in files.items()},
         }
         files["meta.json"] = store.json_bytes(meta)
         store.write_dir_whole(self.path, files)
-        self._last_chunk, self._last_time = resume.chunks_done, time.monotonic()
+        self._last_step, self._last_time = steps_done, time.monotonic()
 
     def clear(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -33,8 +33,10 @@ POLY_TARGETS = ("quadratic", "hermite")
 INITS = ("torch", "normal", "doshi")
 ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh")
 DTYPES = ("float16", "float32", "float64")
+SCHEDULES = ("linear", "log")
 
 MAX_SEED = 2**31 - 1  # seeds are stacked as int32 on the member axis
+MAX_POINTS = 1_000_000  # evaluation points of a run (its history is kept on the host)
 
 # Numbers that live on the member axis: changing them never recompiles.
 DYNAMIC_FIELDS = (
@@ -358,10 +360,19 @@ class OptimConfig(_Options):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How long, how often to log, in which precision, which probes (registered probe names)."""
+    """How long, when to evaluate and snapshot, in which precision, which probes (registered probe names).
+
+    `schedule`: "linear" evaluates every `log_every` steps; "log" at about `log_points` steps spaced
+    geometrically from 1 to `steps` (and step 0). `snapshots`: keep every member's parameters at
+    that many steps on the same kind of schedule, or at the listed steps (0: none). See
+    `grok.schedule`.
+    """
 
     steps: int = 1000
     log_every: int = 10
+    schedule: str = "linear"
+    log_points: int = 100
+    snapshots: int | tuple[int, ...] = 0
     param_dtype: str = "float32"
     probes: tuple[str, ...] = ()
     ntk_every: int | None = None  # None: every log_every; else a multiple of log_every
@@ -373,7 +384,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_int("train.steps", self.steps, 1)
         _check_int("train.log_every", self.log_every, 1)
-        if self.steps % self.log_every:
+        _check_choice("train.schedule", self.schedule, SCHEDULES)
+        if self.schedule == "linear" and self.steps % self.log_every:
             raise ConfigError("train.steps", self.steps, f"a multiple of train.log_every={self.log_every}")
         _check_choice("train.param_dtype", self.param_dtype, DTYPES)
         object.__setattr__(self, "probes", _names_tuple("train.probes", self.probes))
@@ -394,6 +406,46 @@ class TrainConfig:
         _check_real("train.divergence_factor", self.divergence_factor, 1.0, 1e300, open_lo=True)
         if self.checkpoint_every is not None:
             _check_int("train.checkpoint_every", self.checkpoint_every, 1)
+        _check_int("train.log_points", self.log_points, 2, MAX_POINTS)
+        if self.schedule == "linear" and self.steps // self.log_every + 1 > MAX_POINTS:
+            raise ConfigError(
+                "train.log_every",
+                self.log_every,
+                f"at least train.steps / {MAX_POINTS - 1} = {math.ceil(self.steps / (MAX_POINTS - 1))}: "
+                f"at most {MAX_POINTS} evaluation points (or train.schedule='log')",
+            )
+        if self.schedule == "log" and self.log_points > self.steps + 1:
+            raise ConfigError(
+                "train.log_points", self.log_points, f"at most train.steps + 1 = {self.steps + 1} (one per step)"
+            )
+        self._check_snapshots()
+
+    def _check_snapshots(self) -> None:
+        snaps = self.snapshots
+        if isinstance(snaps, list):
+            snaps = tuple(snaps)
+        if isinstance(snaps, tuple):
+            if not snaps or any(isinstance(s, bool) or not isinstance(s, int) for s in snaps):
+                raise ConfigError("train.snapshots", list(snaps), "a count, or a non-empty list of integer steps")
+            bad = [s for s in snaps if not 0 <= s <= self.steps]
+            if bad:
+                raise ConfigError("train.snapshots", bad, f"steps in [0, train.steps={self.steps}]")
+            if self.schedule == "linear" and any(s % self.log_every for s in snaps):
+                off = [s for s in snaps if s % self.log_every]
+                raise ConfigError(
+                    "train.snapshots",
+                    off,
+                    f"multiples of train.log_every={self.log_every} with train.schedule='linear' "
+                    "(or train.schedule='log', which evaluates at every snapshot step)",
+                )
+            object.__setattr__(self, "snapshots", tuple(sorted(set(snaps))))
+            return
+        _check_int("train.snapshots", snaps, 0)
+        points = self.steps // self.log_every + 1 if self.schedule == "linear" else self.log_points
+        if snaps > points:
+            raise ConfigError(
+                "train.snapshots", snaps, f"at most the {points} evaluation points of the {self.schedule} schedule"
+            )
 
 
 SECTIONS = {
@@ -442,6 +494,13 @@ class Config:
             probe = _entry(registry.PROBES, name, "train.probes")
             if probe is None:
                 continue
+            if self.train.schedule == "log" and self.probe_every(name) is not None:
+                raise ConfigError(
+                    f"probe {name!r} every",
+                    self.probe_every(name),
+                    "no interval of its own with train.schedule='log' (it runs at every scheduled step: "
+                    "leave train.ntk_every unset)",
+                )
             reason = probe.requires(self) if probe.requires is not None else None
             if reason:
                 raise ConfigError("train.probes", list(self.train.probes), f"{name!r} {reason}")
@@ -481,8 +540,12 @@ class Config:
 
     @property
     def n_intervals(self) -> int:
-        """Number of logged points, the initial one included."""
-        return self.train.steps // self.train.log_every + 1
+        """Number of logged points, the initial one included (`grok.schedule.eval_steps`)."""
+        if self.train.schedule == "linear":
+            return self.train.steps // self.train.log_every + 1
+        from grok.schedule import eval_steps
+
+        return len(eval_steps(self.train))
 
     @property
     def uses_float64(self) -> bool:

@@ -19,7 +19,6 @@ flagged `diverged` and its state stops changing; so is one whose training loss e
 from __future__ import annotations
 
 import functools
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -38,7 +37,9 @@ from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
 from grok.member import build_data, build_member_model, graphdef_of, param_bytes, registration_tokens
 from grok.memory import member_working_set
 from grok.optim import optimizer_from_config
-from grok.probing import init_probe_state, interval_probes, slow_chunk, slow_probes
+from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes
+from grok.schedule import Schedule, schedule
+from grok.snapshots import state_leaves
 
 Array = jax.Array
 
@@ -109,6 +110,12 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
 # --------------------------------------------------------------------------- one member
 def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[str, Array]):
     _TRACES["init"] += 1
+    state = _init_state(cfg, spec, fwd, dyn)
+    metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
+    return state._replace(loss0=metrics["train_loss"]), metrics
+
+
+def _init_state(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[str, Array]) -> MemberState:
     key = jax.random.key(dyn["seed"])
     key, k_model = jax.random.split(key)
     data = build_data(cfg, dyn["task.data_seed"], dyn["task.corrupt_fraction"])
@@ -127,9 +134,7 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         loss0=jnp.zeros((), metric_dtype(cfg)),
         probe={"params0": None, "refs": {}},
     )
-    state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
-    metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
-    return state._replace(loss0=metrics["train_loss"]), metrics
+    return state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
 
 
 def _all_finite(tree) -> Array:
@@ -174,19 +179,38 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
     )
 
 
-def _run_chunk(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, n_intervals: int, state: MemberState, dyn):
+def _run_chunk(
+    cfg: Config, spec: tasks.TaskSpec, fwd: Forward, n_slots: int, state: MemberState, dyn, plan: Mapping[str, Array]
+):
+    """A chunk of intervals: `plan["length"][k]` steps then an evaluation, for each interval k.
+
+    `plan` is the chunk's row of the schedule, the same for every member (not batched), so each
+    interval's loop keeps one trip count under `vmap`. With snapshots (`n_slots` > 0), the state
+    at an interval's end is written to slot `plan["slot"][k]` of a buffer (slot `n_slots` is a
+    spare for intervals without a snapshot).
+    """
     _TRACES["chunk"] += 1
     tx = optimizer_from_config(cfg.optim, dyn)
 
-    def one_step(s, _):
-        return _train_step(cfg, spec, fwd, tx, s, dyn), None
+    def one_step(_, s):
+        return _train_step(cfg, spec, fwd, tx, s, dyn)
 
-    def one_interval(s, _):
-        s, _ = jax.lax.scan(one_step, s, None, length=cfg.train.log_every)
-        return s, evaluate(cfg, spec, fwd, s, dyn)
+    def one_interval(carry, row):
+        s, buffer = carry
+        s = jax.lax.fori_loop(0, row["length"], one_step, s)
+        if n_slots:
+            leaves = state_leaves(s.params, s.rest)
+            buffer = {k: jax.lax.dynamic_update_index_in_dim(buffer[k], leaves[k], row["slot"], 0) for k in buffer}
+        return (s, buffer), evaluate(cfg, spec, fwd, s, dyn)
 
-    state, metrics = jax.lax.scan(one_interval, state, None, length=n_intervals)
-    return state, metrics, slow_probes(cfg, spec, fwd, state, dyn)
+    buffer = {}
+    if n_slots:
+        buffer = {
+            k: jnp.zeros((n_slots + 1, *v.shape), v.dtype) for k, v in state_leaves(state.params, state.rest).items()
+        }
+    (state, buffer), metrics = jax.lax.scan(one_interval, (state, buffer), plan)
+    snaps = {k: v[:n_slots] for k, v in buffer.items()}
+    return state, metrics, slow_probes(cfg, spec, fwd, state, dyn), snaps
 
 
 class MemberProgram(NamedTuple):
@@ -203,6 +227,14 @@ class MemberProgram(NamedTuple):
     def init(self, dyn: Mapping[str, Array]) -> tuple[MemberState, dict]:
         """Data, model, optimizer state and probe references; metrics at step 0."""
         return _init_member(self.config, self.spec, self.fwd, dyn)
+
+    def init_state(self, dyn: Mapping[str, Array]) -> MemberState:
+        """`init` without the metrics: the state at step 0 (probe references included)."""
+        return _init_state(self.config, self.spec, self.fwd, dyn)
+
+    def probes(self, state: MemberState, dyn: Mapping[str, Array], names: Sequence[str]) -> dict:
+        """The named probes (registered, any interval) at the current state."""
+        return probes_at(self.config, self.spec, self.fwd, state, dyn, names)
 
     def step(self, state: MemberState, dyn: Mapping[str, Array]) -> MemberState:
         """One optimizer step (a diverged member stays frozen)."""
@@ -228,20 +260,9 @@ def member_program(static_cfg: Config) -> MemberProgram:
 
 
 # --------------------------------------------------------------------------- a group
-def chunk_intervals(cfg: Config) -> int:
-    """Log intervals per compiled chunk: the slow probes' interval if any (the NTK's), else ≈1/20 of the run."""
-    total = cfg.train.steps // cfg.train.log_every
-    slow = slow_chunk(cfg)
-    if slow is not None:
-        return slow
-    target = max(1, math.ceil(total / 20))
-    return min(_divisors(total), key=lambda d: (abs(d - target), d))
-
-
-def _divisors(n: int) -> list[int]:
-    """The divisors of n in O(√n) (n may be a huge, absurd step count: no loop over every interval)."""
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-    return sorted({*small, *(n // d for d in small)})
+def group_schedule(cfg: Config) -> Schedule:
+    """The evaluation steps, intervals per compiled chunk and snapshot steps of a static config."""
+    return schedule(cfg.train, slow_chunk(cfg))
 
 
 def member_block(static_cfg: Config, n_local: int) -> int | None:
@@ -279,9 +300,12 @@ _CPU_BLOCK_BYTES = 2 << 20
 
 @functools.lru_cache(maxsize=64)
 def _programs(
-    static_cfg: Config, tokens: tuple[int, ...], n_chunk: int, sharding: NamedSharding | None, block: int | None
+    static_cfg: Config, tokens: tuple[int, ...], n_slots: int, sharding: NamedSharding | None, block: int | None
 ):
     """The compiled init and chunk programs of one static group (cached by the static config).
+
+    `chunk(state, dyn, plan)` takes the chunk's row of the schedule (`plan`, not batched: one
+    compiled program serves every chunk of a run, whatever its intervals' lengths).
 
     `chunk` trains each device's members `block` at a time (`lax.map` over vmapped blocks)
     or all at once (`block` None); with a sharding, every device runs that on its own members.
@@ -291,20 +315,20 @@ def _programs(
     spec = static_cfg.spec
     fwd = Forward(graphdef_of(static_cfg))
     init_local = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
-    one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_chunk)
+    one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_slots)
     if block is None:
-        local = jax.vmap(one)
+        local = jax.vmap(one, in_axes=(0, 0, None))
     else:
 
-        def local(state, dyn):
-            return jax.lax.map(lambda sd: one(*sd), (state, dyn), batch_size=block)
+        def local(state, dyn, plan):
+            return jax.lax.map(lambda sd: one(*sd, plan), (state, dyn), batch_size=block)
 
     if sharding is None:
         return jax.jit(init_local), jax.jit(local, donate_argnums=(0,))
     # every device works on its own members only: no program spans devices (no collectives)
-    split = functools.partial(jax.shard_map, mesh=sharding.mesh, in_specs=P("members"), out_specs=P("members"))
-    init = split(init_local, check_vma=False)
-    chunk = split(local, check_vma=False)
+    split = functools.partial(jax.shard_map, mesh=sharding.mesh, out_specs=P("members"))
+    init = split(init_local, in_specs=P("members"), check_vma=False)
+    chunk = split(local, in_specs=(P("members"), P("members"), P()), check_vma=False)
     return jax.jit(init, out_shardings=sharding), jax.jit(chunk, donate_argnums=(0,), out_shardings=sharding)
 
 
@@ -366,13 +390,25 @@ def ensure_precision(cfg: Config) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+class GroupResult(NamedTuple):
+    """What `run_group` returns: the static config, the dynamic values [members], the history,
+    the final member states and the snapshots (step → `{name: [members, ...]}`)."""
+
+    static: Config
+    dyn: dict[str, np.ndarray]
+    history: dict[str, np.ndarray]
+    state: MemberState
+    snapshots: dict[int, dict[str, np.ndarray]]
+
+
 class Resume(NamedTuple):
     """Where a checkpointed group stands: chunks done, the member states (host arrays, padded
-    member rows), and the history so far (host arrays, real members only)."""
+    member rows), the history and the snapshots so far (host arrays, real members only)."""
 
     chunks_done: int
     state: MemberState
     history: dict[str, np.ndarray]
+    snapshots: dict[int, dict[str, np.ndarray]]
 
 
 class Checkpointer(Protocol):
@@ -380,17 +416,20 @@ class Checkpointer(Protocol):
 
     def restore(self, abstract: MemberState, layout: Mapping[str, Any]) -> Resume | None: ...
 
-    def after_chunk(self, done: int, total: int, snapshot: Callable[[], Resume], layout: Mapping[str, Any]) -> None: ...
+    def after_chunk(
+        self, done: int, total: int, steps_done: int, snapshot: Callable[[], Resume], layout: Mapping[str, Any]
+    ) -> None: ...
 
 
 def run_group(
     configs: Sequence[Config],
     *,
     progress: Callable[[int], None] | None = None,
+    on_chunk: Callable[[dict[str, np.ndarray]], None] | None = None,
     shard: bool = True,
     checkpoint: Checkpointer | None = None,
-) -> tuple[Config, dict[str, np.ndarray], dict[str, np.ndarray], MemberState]:
-    """Train one group. Returns (static config, dynamic values, history, final member states).
+) -> GroupResult:
+    """Train one group. `progress(steps)` after each chunk; `on_chunk(history so far)` too (host data only).
 
     With a `checkpoint`, the group resumes from the state it restores (the same compiled chunks
     run from there, so the result is bit-identical to an uninterrupted run) and offers it a host
@@ -401,37 +440,49 @@ def run_group(
     enable_compilation_cache()
     n_members = len(configs)
     sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
-    n_chunk = chunk_intervals(static)
+    sched = group_schedule(static)
+    n_chunk, n_slots = sched.n_chunk, sched.slots_per_chunk
     n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
-    init, chunk = _programs(static, registration_tokens(static), n_chunk, sharding, member_block(static, n_local))
+    init, chunk = _programs(static, registration_tokens(static), n_slots, sharding, member_block(static, n_local))
     dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
     if sharding is not None:
         dyn = jax.device_put(dyn, sharding)
-    n_chunks = (static.train.steps // static.train.log_every) // n_chunk
-    layout = {"n_chunk": n_chunk, "padded": padded, "n_members": n_members}
+    lengths, slots, ends = sched.lengths, sched.slots, sched.steps[1:].reshape(sched.n_chunks, n_chunk)
+    layout = {"n_chunk": n_chunk, "n_chunks": sched.n_chunks, "padded": padded, "n_members": n_members}
     resume = checkpoint.restore(jax.eval_shape(init, dyn)[0], layout) if checkpoint is not None else None
     if resume is None:
         state, first = init(dyn)
-        done, parts = 0, [{name: _host_rows(v, n_members)[:, None] for name, v in first.items()}]
+        done, parts, snapshots = 0, [{name: _host_rows(v, n_members)[:, None] for name, v in first.items()}], {}
+        if 0 in sched.snapshots:
+            snapshots[0] = {k: _host_rows(v, n_members) for k, v in state_leaves(state.params, state.rest).items()}
     else:
         state = _to_device(resume.state, sharding)
-        done, parts = resume.chunks_done, [resume.history]
+        done, parts, snapshots = resume.chunks_done, [resume.history], dict(resume.snapshots)
         if progress is not None:
-            progress(done * n_chunk * static.train.log_every)
-    for i in range(done, n_chunks):
-        state, metrics, slow = chunk(state, dyn)
+            progress(int(lengths[:done].sum()))
+    for c in range(done, sched.n_chunks):
+        state, metrics, slow, snaps = chunk(state, dyn, {"length": lengths[c], "slot": slots[c]})
         # Everything after a chunk happens on the host: dropping the padding members on device would
         # be a cross-device program, and XLA:CPU's in-process collectives can deadlock with few cores.
         host = {name: _host_rows(v, n_members) for name, v in metrics.items()}
         parts.append(_place_slow(host, {name: _host_rows(v, n_members) for name, v in slow.items()}, n_chunk))
+        if snaps:  # copied out now: the device keeps one chunk's snapshots at a time
+            rows = {k: _host_rows(v, n_members) for k, v in snaps.items()}
+            for j, step in enumerate(ends[c][slots[c] < n_slots]):
+                snapshots[int(step)] = {k: v[:, j] for k, v in rows.items()}
         if progress is not None:
-            progress(n_chunk * static.train.log_every)
+            jax.block_until_ready(state.step)
+            progress(int(lengths[c].sum()))
+        if on_chunk is not None:
+            upto = 1 + (c + 1) * n_chunk
+            on_chunk({"step": sched.steps[:upto]} | {k: np.concatenate([p[k] for p in parts], axis=1) for k in host})
         if checkpoint is not None:
-            checkpoint.after_chunk(i + 1, n_chunks, functools.partial(_snapshot, i + 1, state, parts), layout)
+            save = functools.partial(_snapshot, c + 1, state, parts, snapshots)
+            checkpoint.after_chunk(c + 1, sched.n_chunks, int(sched.steps[(c + 1) * n_chunk]), save, layout)
     history = _joined(parts)
-    history["step"] = np.arange(static.n_intervals, dtype=np.int64) * static.train.log_every
+    history["step"] = sched.steps.copy()
     state = jax.tree.map(lambda a: _host_rows(a, n_members), state)
-    return static, dyn_np, history, state
+    return GroupResult(static, dyn_np, history, state, snapshots)
 
 
 def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -439,9 +490,9 @@ def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {name: np.concatenate([p[name] for p in parts], axis=1) for name in parts[0]}
 
 
-def _snapshot(done: int, state: MemberState, parts: list[dict[str, np.ndarray]]) -> Resume:
+def _snapshot(done: int, state: MemberState, parts: list, snapshots: dict) -> Resume:
     """A host copy of the whole group state (every padded member row) after `done` chunks."""
-    return Resume(done, jax.tree.map(lambda a: _host_rows(a, a.shape[0]), state), _joined(parts))
+    return Resume(done, jax.tree.map(lambda a: _host_rows(a, a.shape[0]), state), _joined(parts), dict(snapshots))
 
 
 def _to_device(state: MemberState, sharding: NamedSharding | None) -> MemberState:

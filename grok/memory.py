@@ -15,7 +15,10 @@ from grok import member
 from grok.config import Config
 from grok.errors import ConfigError
 from grok.optim import optimizer_from_config
+from grok.probing.evaluate import slow_chunk
 from grok.registry import MODELS, PROBES
+from grok.schedule import schedule
+from grok.snapshots import snapshot_bytes
 
 MEMORY_FRACTION = 0.9  # of the device (or RAM) a batch's estimate may use
 
@@ -82,7 +85,60 @@ def estimate_member_bytes(cfg: Config, param_bytes: int | None = None) -> int:
     widest = max(m.widths) if m.kind != "transformer" else m.d_mlp
     total += cfg.n_intervals * (32 + widest + cfg.train.ipr_histogram_bins) * 8
     total += sum(p.memory(cfg, params) for p in probes if p.memory is not None)
-    return int(total)
+    return int(total + snapshot_memory(cfg))
+
+
+def _schedule(cfg: Config):
+    """The run's schedule, as the engine lays it out (`grok.engine.group_schedule`)."""
+    return schedule(cfg.train, slow_chunk(cfg))
+
+
+def snapshot_memory(cfg: Config) -> int:
+    """Bytes one member's snapshots hold: a chunk's buffer on the device (its slots and a spare)
+    and every snapshot on the host (the same memory on a CPU)."""
+    if not cfg.train.snapshots:
+        return 0
+    sched = _schedule(cfg)
+    return (sched.slots_per_chunk + 1 + len(sched.snapshots)) * snapshot_bytes(cfg)
+
+
+def snapshot_disk_bytes(cfg: Config, n_members: int) -> int:
+    """Bytes the snapshots of `n_members` members take in a run directory (uncompressed .npz)."""
+    if not cfg.train.snapshots:
+        return 0
+    return len(_schedule(cfg).snapshots) * n_members * snapshot_bytes(cfg)
+
+
+def snapshot_plan(cfg: Config, n_members: int) -> str:
+    """One line: how many snapshots, of what size, and their disk size."""
+    n = len(_schedule(cfg).snapshots)
+    each = snapshot_bytes(cfg)
+    return (
+        f"snapshots: {n} steps x {n_members} member(s) x {each / 2**20:.2f} MiB = "
+        f"{snapshot_disk_bytes(cfg, n_members) / 2**20:.1f} MiB on disk"
+    )
+
+
+def check_run(cfg: Config, n_members: int, *, out=None, n_devices: int = 1, memory_bytes: int | None = None) -> None:
+    """Refuse, before anything compiles, a run whose members (with their snapshots) cannot fit in
+    memory, or whose snapshots cannot fit on the disk of `out`."""
+    check_group_memory(cfg, n_members, n_devices=n_devices, memory_bytes=memory_bytes)
+    if out is not None and cfg.train.snapshots:
+        import shutil
+        from pathlib import Path
+
+        target = Path(out).resolve()
+        while not target.exists():
+            target = target.parent
+        free = shutil.disk_usage(target).free
+        disk = snapshot_disk_bytes(cfg, n_members)
+        if disk > free:
+            raise ConfigError(
+                "train.snapshots",
+                cfg.train.snapshots,
+                f"snapshots that fit on disk: they need {disk / 2**30:.2f} GiB, "
+                f"{free / 2**30:.2f} GiB free at {target}",
+            )
 
 
 def device_memory() -> tuple[int, str, int]:
@@ -125,7 +181,8 @@ def check_group_memory(cfg: Config, n_members: int, *, n_devices: int = 1, memor
         raise ConfigError(
             "memory",
             f"{per / 2**30:.3g} GiB per member (estimated)",
-            f"a run that fits in {where}: fewer log points (a larger train.log_every), a smaller model or data",
+            f"a run that fits in {where}: fewer log points (a larger train.log_every), fewer snapshots, "
+            "a smaller model or data",
         )
     on_one = -(-n_members // max(1, n_devices))
     if on_one * per > budget:

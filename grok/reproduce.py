@@ -31,8 +31,7 @@ from grok.phases import loss_crossings
 from grok.plots.reproduce import figure_doshi, figure_fig3a, figure_run
 
 FIG3A_ALPHAS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0)
-LOG_POINTS = 100  # logged intervals of a run whose length is set with --steps
-NTK_POINTS = 50  # NTK evaluations per [K] run (the NTK is the costliest probe)
+LOG_POINTS = 100  # evaluation steps of a reproduction, log-spaced (the NTK is evaluated at each)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,19 +220,9 @@ def reproductions() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- running one
-def _divisor_near(n: int, target: float) -> int:
-    """The divisor of n closest to `target` (the smaller one on a tie)."""
-    divisors = [d for d in range(1, n + 1) if n % d == 0]
-    return min(divisors, key=lambda d: (abs(d - target), d))
-
-
-def schedule(steps: int, log_every: int | None = None) -> dict[str, int]:
-    """`train.steps`/`log_every`/`ntk_every` for a run of `steps` (log_every: the preset's, or ~steps/100)."""
-    if log_every is None or steps % log_every:
-        log_every = _divisor_near(steps, steps / LOG_POINTS)
-    intervals = steps // log_every
-    ntk_every = log_every * _divisor_near(intervals, intervals / NTK_POINTS)
-    return {"train.steps": steps, "train.log_every": log_every, "train.ntk_every": ntk_every}
+def log_plan(steps: int) -> dict[str, Any]:
+    """`train.*` for a run of `steps` evaluated at ~LOG_POINTS log-spaced steps (every probe at each)."""
+    return {"train.steps": steps, "train.schedule": "log", "train.log_points": min(LOG_POINTS, steps + 1)}
 
 
 def build_config(name: str, steps: int | None = None, overrides: Mapping[str, Any] | None = None):
@@ -247,12 +236,10 @@ def build_config(name: str, steps: int | None = None, overrides: Mapping[str, An
     rep = REPRODUCTIONS[name]
     overrides = dict(overrides or {})
     cfg = preset(rep.preset).override(**{k: v for k, v in overrides.items() if k != "train.probes"})
-    plan: dict[str, Any] = schedule(steps) if steps is not None else schedule(cfg.train.steps, cfg.train.log_every)
-    if "ntk" in rep.probes:
-        if "train.ntk_subset" not in overrides:  # a smaller training set than the probe subset (a shrunk run)
-            plan["train.ntk_subset"] = min(cfg.train.ntk_subset, cfg.n_train)
-    else:
-        del plan["train.ntk_every"]
+    # the papers draw time on a log axis: evaluate on a log schedule, so the first decade has points
+    plan = log_plan(cfg.train.steps if steps is None else steps) | {"train.ntk_every": None}
+    if "ntk" in rep.probes and "train.ntk_subset" not in overrides:  # fewer examples than the subset (a shrunk run)
+        plan["train.ntk_subset"] = min(cfg.train.ntk_subset, cfg.n_train)
     probes = overrides.get("train.probes", sorted(set(rep.probes) | set(cfg.train.probes)))
     return cfg.override(**plan, **{"train.probes": probes})
 
@@ -295,4 +282,4 @@ def reproduce(
     return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
 
 
-__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "build_config", "reproduce", "reproductions"]
+__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "build_config", "log_plan", "reproduce", "reproductions"]

@@ -15,31 +15,16 @@ import numpy as np
 from flax import nnx
 
 import tasks
-from grok import engine, store
+from grok import engine, memory, store
 from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
-from grok.memory import check_group_memory
+from grok.snapshots import Snapshots, named_leaves, path_name
 
 
 def flatten_state(state: Any) -> dict[str, np.ndarray]:
     """An nnx.State (or any pytree) as `{"layer/kernel": array}`; PRNG keys are left out."""
-    flat: dict[str, np.ndarray] = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            continue
-        flat[_path_name(path)] = np.asarray(leaf)
-    return flat
-
-
-def _path_name(path) -> str:
-    parts = []
-    for entry in path:
-        name = getattr(entry, "key", getattr(entry, "name", getattr(entry, "idx", None)))
-        if name == "value":
-            continue
-        parts.append(str(name))
-    return "/".join(parts)
+    return {name: np.asarray(leaf) for name, leaf in named_leaves(state).items()}
 
 
 def unflatten_into(state: Any, flat: Mapping[str, np.ndarray], *, require_all: bool = False) -> Any:
@@ -47,7 +32,7 @@ def unflatten_into(state: Any, flat: Mapping[str, np.ndarray], *, require_all: b
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
     out = []
     for path, leaf in leaves:
-        name = _path_name(path)
+        name = path_name(path)
         if require_all and name not in flat:
             raise ValueError(f"saved state has no {name!r}; it has {sorted(flat)}")
         if name in flat:
@@ -66,13 +51,15 @@ def _with_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nd
 
 @dataclasses.dataclass
 class Run:
-    """A trained group of members: config, per-member overrides, history, final state, status."""
+    """A trained group of members: config, per-member overrides, history, final state, status,
+    and the snapshots (`train.snapshots`) by step."""
 
     config: Config
     members: list[dict[str, Any]]
     history: dict[str, np.ndarray]
     state: dict[str, np.ndarray]
     status: dict[str, Any]
+    snapshots: Snapshots = dataclasses.field(default_factory=Snapshots)
 
     @property
     def n_members(self) -> int:
@@ -103,14 +90,43 @@ class Run:
         _, dyn = split_dynamic(cfg)
         return engine.build_data(cfg, dyn["task.data_seed"], dyn["task.corrupt_fraction"])
 
-    def model(self, i: int = 0) -> nnx.Module:
-        """Member `i`'s network with its final trained state."""
+    @property
+    def steps_with_snapshots(self) -> list[int]:
+        """The steps at which every member's parameters were kept (`train.snapshots`)."""
+        return list(self.snapshots.steps)
+
+    def _snapshot(self, step: int) -> dict[str, np.ndarray]:
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise ConfigError("step", step, "an integer step")
+        if not self.snapshots:
+            raise ConfigError("step", step, "a step with a snapshot, but this run kept none (set train.snapshots)")
+        if int(step) not in self.snapshots:
+            near = ", ".join(map(str, self.snapshots.nearest(int(step))))
+            raise ConfigError(
+                "step", step, f"a step with a snapshot; the nearest are {near} (run.steps_with_snapshots lists all)"
+            )
+        return self.snapshots[int(step)]
+
+    def _check_member(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < self.n_members:
+            raise ConfigError("member", i, f"an index in [0, {self.n_members})")
+        return int(i)
+
+    def params_at(self, step: int, member: int = 0) -> dict[str, np.ndarray]:
+        """Member `member`'s parameters at a snapshot step, `{"layer/kernel": array}`."""
+        i = self._check_member(member)
+        return {k.removeprefix("params/"): v[i] for k, v in self._snapshot(step).items() if k.startswith("params/")}
+
+    def model(self, i: int = 0, *, step: int | None = None) -> nnx.Module:
+        """Member `i`'s network with its final trained state, or its state at snapshot `step`."""
+        i = self._check_member(i)
+        saved = self.state if step is None else self._snapshot(step)
         cfg = check_registered(self.member_config(i))
         engine.ensure_precision(cfg)
         _, dyn = split_dynamic(cfg)
         model = engine.build_member_model(cfg, cfg.spec, jax.random.key(dyn["seed"]), dyn)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        saved = {name: arr[i] for name, arr in self.state.items()}
+        saved = {name: arr[i] for name, arr in saved.items()}
         try:
             params = unflatten_into(params, _with_prefix(saved, "params/"), require_all=True)
             rest = unflatten_into(rest, _with_prefix(saved, "rest/"))
@@ -119,7 +135,7 @@ class Run:
         return nnx.merge(graphdef, params, rest)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the run directory whole (a temporary sibling renamed into place).
+        """Write the run directory whole (a temporary sibling renamed into place), snapshots included.
 
         An existing run at `path` is replaced only with `overwrite=True`; a path inside a sweep's
         directory, a file, or a non-empty directory of something else is refused (RunDirError).
@@ -131,25 +147,26 @@ class Run:
     def write_to(self, path: str | Path) -> Path:
         """Write the run directory whole at `path`, without the checks of `save` (the sweep's batches)."""
         meta = {"config": self.config.to_dict(), "members": self.members}
-        return store.write_run_dir(path, meta, self.history, self.state, self.status)
+        return store.write_run_dir(path, meta, self.history, self.state, self.status, extra=self.snapshots.save)
 
     @classmethod
     def from_group(
         cls,
         config: Config,
         members: Sequence[Mapping[str, Any]],
-        history: Mapping[str, np.ndarray],
-        state: Any,
+        group: engine.GroupResult,
         *,
         wall_seconds: float,
         status: Mapping[str, Any] | None = None,
     ) -> Run:
-        """The Run of a trained group (`engine.run_group`'s history and final member states).
+        """The Run of a trained group (`engine.run_group`'s history, final member states, snapshots).
 
         Only the first `len(members)` rows are kept (a sweep pads its batches); `status` adds to
         the standard record (state, divergence, wall time, versions).
         """
         n = len(members)
+        history, state = group.history, group.state
+        snapshots = Snapshots({step: {k: v[:n] for k, v in snap.items()} for step, snap in group.snapshots.items()})
         history = {k: (v if k == "step" else np.asarray(v)[:n]) for k, v in history.items()}
         flat = {f"params/{k}": v[:n] for k, v in flatten_state(state.params).items()}
         flat |= {f"rest/{k}": v[:n] for k, v in flatten_state(state.rest).items()}
@@ -163,7 +180,14 @@ class Run:
             "backend": jax.default_backend(),
             "n_devices": jax.device_count(),
         } | dict(status or {})
-        return cls(config=config, members=[dict(m) for m in members], history=history, state=flat, status=record)
+        return cls(
+            config=config,
+            members=[dict(m) for m in members],
+            history=history,
+            state=flat,
+            status=record,
+            snapshots=snapshots,
+        )
 
     def summary(self) -> str:
         """One line per member: final train/test accuracy (or loss) and divergence."""
@@ -204,6 +228,7 @@ def load_run(path: str | Path) -> Run:
         history=history,
         state=store.read_npz(path / "params.npz"),
         status=store.read_json(path / "status.json"),
+        snapshots=Snapshots.load(path),
     )
 
 
@@ -220,48 +245,71 @@ def train_members(
     description: str | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    live: bool | Sequence[str] = False,
 ) -> Run:
     """Train `base` once per override dict (dynamic fields only) as one compiled group.
 
-    With `out`, the run is written there when it finishes, and checkpointed while it trains
-    (`train.checkpoint_every` steps, or every ~5 minutes): calling again with the same config after
-    a kill resumes from the last checkpoint and gives a bit-identical run. `out` is checked before
-    anything is trained (see `Run.save`); `overwrite` replaces a finished run or another run's
-    checkpoint there.
+    Memory (and, with `out`, the disk space the snapshots need) is checked before anything
+    compiles. With `out`, the run is written there when it finishes, and checkpointed while it
+    trains (`train.checkpoint_every` steps, or every ~5 minutes): calling again with the same
+    config after a kill resumes from the last checkpoint and gives a bit-identical run. `out` is
+    checked before anything is trained (see `Run.save`); `overwrite` replaces a finished run or
+    another run's checkpoint there. `live`: redraw accuracy and loss after each chunk in a
+    notebook (True, or the metric names to draw; `grok.plots.live`).
     """
     configs = [base.override(**o) for o in overrides]
-    check_group_memory(base, len(configs), n_devices=jax.device_count() if shard else 1)
+    memory.check_run(base, len(configs), out=out, n_devices=jax.device_count() if shard else 1)
+    if base.train.snapshots:
+        print(memory.snapshot_plan(base, len(configs)))
     if out is None:
-        return _train_group(base, overrides, configs, progress=progress, shard=shard, description=description)
+        return _train_group(
+            base, overrides, configs, progress=progress, shard=shard, description=description, live=live
+        )
     out = store.check_out_dir(out, overwrite=overwrite)
     with store.dir_lock(out):
         ckpt = RunCheckpoint(
             out / CHECKPOINT_DIR,
             {"config": base.to_dict(), "members": [dict(o) for o in overrides]},
             every_steps=base.train.checkpoint_every,
-            steps_per_chunk=engine.chunk_intervals(base) * base.train.log_every,
             discard_other=overwrite,
         )
-        run = _train_group(base, overrides, configs, progress=progress, shard=shard, description=description, ckpt=ckpt)
+        run = _train_group(base, overrides, configs, shard=shard, ckpt=ckpt, **show)
         run.write_to(out)  # replaces the directory, checkpoint included
     return run
 
 
-def _train_group(base, overrides, configs, *, progress, shard, description, ckpt=None) -> Run:
+def _train_group(base, overrides, configs, *, progress, shard, description, live, ckpt=None) -> Run:
+    """Train one group with a progress bar, live curves and a checkpoint store as asked."""
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from grok.progress import progress_bar
 
-        bar = tqdm(total=base.train.steps, desc=description or _describe(base), unit="step", leave=False)
+        bar = progress_bar(base.train.steps, description or _describe(base))
+    drawing = None
+    if live:
+        from grok.plots.live import LivePlot
+
+        drawing = LivePlot(metrics=None if live is True else list(live), title=description or _describe(base))
+
+    def on_chunk(history: dict[str, np.ndarray]) -> None:
+        if bar is not None:
+            bar.show_metrics(history)
+        if drawing is not None:
+            drawing(history)
+
     start = time.perf_counter()
     try:
-        _, _, history, state = engine.run_group(
-            configs, progress=bar.update if bar else None, shard=shard, checkpoint=ckpt
+        group = engine.run_group(
+            configs,
+            progress=bar.update if bar else None,
+            on_chunk=on_chunk if (bar is not None or drawing is not None) else None,
+            shard=shard,
+            checkpoint=ckpt,
         )
     finally:
         if bar is not None:
             bar.close()
-    return Run.from_group(base, overrides, history, state, wall_seconds=time.perf_counter() - start)
+    return Run.from_group(base, overrides, group, wall_seconds=time.perf_counter() - start)
 
 
 def train(
@@ -272,17 +320,19 @@ def train(
     shard: bool = True,
     out: str | Path | None = None,
     overwrite: bool = False,
+    live: bool | Sequence[str] = False,
 ) -> Run:
     """Train `cfg` once per seed, all seeds as members of one compiled program.
 
-    `run.history[name]` is `[members, intervals]` (`step` is `[intervals]`), step 0 included.
-    `out`: write the run there, checkpointing while it trains (see `train_members`).
+    `run.history[name]` is `[members, intervals]` (`step` is `[intervals]`, the steps of the
+    schedule), step 0 included. `out`: write the run there, checkpointing while it trains (see
+    `train_members`); `live`: draw the curves as it trains.
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"grok.train needs a grok.Config, got {type(cfg).__name__}")
     seeds = [cfg.seed] if seeds is None else check_seeds(seeds)
     members = [{"seed": s} for s in seeds]
-    return train_members(cfg, members, progress=progress, shard=shard, out=out, overwrite=overwrite)
+    return train_members(cfg, members, progress=progress, shard=shard, out=out, overwrite=overwrite, live=live)
 
 
 def check_seeds(seeds: Any, field: str = "seeds") -> list[int]:

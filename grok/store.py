@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,15 +165,20 @@ def write_run_dir(
     history: Mapping[str, np.ndarray],
     params: Mapping[str, np.ndarray],
     status: Mapping[str, Any],
+    *,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a run directory whole (`write_dir_whole`); `status.json` gets the SHA-256 of the other files."""
+    """Write a run directory whole (`write_dir_whole`); `status.json` gets the SHA-256 of the other
+    files. `extra(tmp_dir)` writes more (the snapshots) into the directory before it is in place."""
     files = {"config.json": json_bytes(config), "history.npz": npz_bytes(history), "params.npz": npz_bytes(params)}
     record = dict(status) | {"files": {name: sha256(data) for name, data in files.items()}}
     files["status.json"] = json_bytes(record)
-    return write_dir_whole(path, files)
+    return write_dir_whole(path, files, extra=extra)
 
 
-def write_dir_whole(path: str | Path, files: Mapping[str, bytes]) -> Path:
+def write_dir_whole(
+    path: str | Path, files: Mapping[str, bytes], *, extra: Callable[[Path], None] | None = None
+) -> Path:
     """Write a directory of files whole: into a temporary sibling, then renamed into place (an old
     directory there is moved aside first and removed only after the new one is in place)."""
     path = Path(path)
@@ -187,6 +192,8 @@ def write_dir_whole(path: str | Path, files: Mapping[str, bytes]) -> Path:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+        if extra is not None:
+            extra(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old-"))
             os.rmdir(old)

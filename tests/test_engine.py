@@ -129,7 +129,7 @@ def test_incomplete_run_directory_is_a_clear_error(three_seeds, tmp_path):
 def test_chunking_divides_the_run():
     for steps, log_every in [(40, 10), (2000, 20), (300, 10), (70, 10)]:
         cfg = tiny(**{"train.steps": steps, "train.log_every": log_every})
-        n = engine.chunk_intervals(cfg)
+        n = engine.group_schedule(cfg).n_chunk
         assert (steps // log_every) % n == 0
 
 

@@ -283,7 +283,8 @@ def test_absurd_step_counts_and_models_are_refused_before_compiling():
     traces = grok.trace_count()
     start = time.perf_counter()
     for over, match in [
-        ({"train.steps": 10**10, "train.log_every": 1}, "memory: .*GiB per member.*larger train.log_every"),
+        ({"train.steps": 10**10, "train.log_every": 1}, "train.log_every: got 1; .*at most 1000000 evaluation points"),
+        ({"train.steps": 10**9, "train.log_every": 10**4}, "memory: .*GiB per member.*larger train.log_every"),
         ({"model.widths": [100_000, 100_000]}, "memory: .*GiB per member"),
     ]:
         with pytest.raises(grok.ConfigError, match=match):
@@ -294,12 +295,12 @@ def test_absurd_step_counts_and_models_are_refused_before_compiling():
 
 
 def test_chunking_a_huge_run_needs_no_loop_over_its_intervals():
-    from grok.engine import _divisors, chunk_intervals
+    from grok.schedule import _divisor_near, divisors
 
-    assert _divisors(36) == [1, 2, 3, 4, 6, 9, 12, 18, 36]
-    assert _divisors(97) == [1, 97]
+    assert divisors(36) == [1, 2, 3, 4, 6, 9, 12, 18, 36]
+    assert divisors(97) == [1, 97]
     start = time.perf_counter()
-    assert chunk_intervals(tiny(**{"train.steps": 10**12, "train.log_every": 1})) == 5 * 10**10
+    assert _divisor_near(10**12, 5 * 10**10) == 5 * 10**10
     assert time.perf_counter() - start < 1
 
 

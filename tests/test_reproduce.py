@@ -11,7 +11,7 @@ from helpers import assert_png, run_command
 import grok
 from grok.cli import build_parser
 from grok.errors import ConfigError
-from grok.reproduce import REPRODUCTIONS, build_config, reproduce, schedule
+from grok.reproduce import REPRODUCTIONS, build_config, reproduce
 
 # Every preset at the paper's size (the `-small` ones are CPU variants); tests/test_config.py
 # checks that the docs/architecture.md names are among them.
@@ -28,21 +28,21 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         cfg = build_config(name)
         paper = grok.preset(rep.preset)
         assert rep.preset in grok.presets() and not rep.preset.endswith("-small")
-        # the paper's size and recipe: only the probes (and the NTK interval) are added
-        assert cfg.train.steps == paper.train.steps and cfg.train.log_every == paper.train.log_every
-        assert cfg.override(**{"train.probes": [], "train.ntk_every": None}) == paper
+        # the paper's size and recipe: only the probes and the (log) evaluation schedule are added
+        assert cfg.train.steps == paper.train.steps and cfg.train.schedule == "log"
+        back = {"train.probes": [], "train.schedule": "linear", "train.log_points": 100, "train.ntk_every": None}
+        assert cfg.override(**back) == paper
         assert set(cfg.train.probes) == set(rep.probes)
         assert rep.paper.startswith(("[P]", "[D]", "[K]")) and rep.claim
-    assert build_config("kumar-fig1").train.ntk_every == 2000  # 50 NTK evaluations over 100k steps
+    assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the ~100 log-spaced steps
 
 
 @pytest.mark.parametrize("steps", [1, 7, 60, 300, 1000, 80_000])
-def test_schedule_divides_the_run(steps):
-    plan = schedule(steps)
-    log, ntk = plan["train.log_every"], plan["train.ntk_every"]
-    assert plan["train.steps"] == steps and steps % log == 0 and ntk % log == 0 and steps % ntk == 0
-    assert steps // log <= 2 * 100 or log == 1
-    assert schedule(300, 10)["train.log_every"] == 10  # the preset's interval is kept when it divides
+def test_log_plan_covers_the_first_decade(steps):
+    cfg = build_config("prieto-stablemax", steps)
+    evaluated = grok.schedule.eval_steps(cfg.train)
+    assert evaluated[0] == 0 and evaluated[-1] == steps and len(evaluated) <= 111
+    assert set(range(min(steps, 10) + 1)) <= set(evaluated.tolist())  # every one of the first ten steps
 
 
 def test_bad_input_is_a_config_error(capsys):
@@ -95,6 +95,6 @@ def test_shrunk_runs_draw_their_figures_and_report_a_claim_not_shown(tmp_path, c
     kumar = reproduce("kumar-fig3a", tmp_path / "k", steps=200, overrides=small, progress=False)
     alphas = sorted(kumar.run.member_config(i).model.alpha for i in range(kumar.run.n_members))
     assert np.allclose(alphas, sorted(REPRODUCTIONS["kumar-fig3a"].sweep["model.alpha"]))
-    assert kumar.run.config.train.ntk_every is not None and "ntk_alignment" in kumar.run.history
+    assert kumar.run.config.train.schedule == "log" and np.isfinite(kumar.run.history["ntk_alignment"]).all()
     assert "grokking delay α=0.03125" in kumar.message
     assert_png(kumar.figure)

@@ -150,7 +150,11 @@ def interval_probes(cfg, spec, fwd, state, dyn, out_train, per_train) -> dict[st
 
 def slow_probes(cfg, spec, fwd, state, dyn) -> dict[str, Array]:
     """Probes with their own interval, measured at the end of each chunk."""
-    names = slow_probe_names(cfg)
+    return probes_at(cfg, spec, fwd, state, dyn, slow_probe_names(cfg))
+
+
+def probes_at(cfg, spec, fwd, state, dyn, names) -> dict[str, Array]:
+    """The probes `names` at the member's current state (whatever their interval)."""
     if not names:
         return {}
     out_train, _ = fwd.apply(state.params, state.rest, state.data.x_train, False, dyn["loss.logit_scale"])

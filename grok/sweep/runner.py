@@ -87,13 +87,13 @@ def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard:
     configs += [configs[-1]] * (batch.size - n)
     start = time.perf_counter()
     cb = (lambda steps: progress(steps * n)) if progress is not None else None
-    _, _, history, state = engine.run_group(configs, progress=cb, shard=shard)
+    group = engine.run_group(configs, progress=cb, shard=shard)
     sweep_status = {
         "process": jax.process_index(),
         "sweep": {"group": batch.group.index, "batch": batch.number, "index": [list(i) for i, _ in batch.members]},
     }
     wall = time.perf_counter() - start
-    return Run.from_group(batch.group.config, batch.overrides, history, state, wall_seconds=wall, status=sweep_status)
+    return Run.from_group(batch.group.config, batch.overrides, group, wall_seconds=wall, status=sweep_status)
 
 
 def _run_batches(spec: SweepSpec, out: Path, mine: list[Batch], *, progress: bool, shard: bool, on_batch) -> None:
