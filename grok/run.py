@@ -261,10 +261,9 @@ def train_members(
     memory.check_run(base, len(configs), out=out, n_devices=jax.device_count() if shard else 1)
     if base.train.snapshots:
         print(memory.snapshot_plan(base, len(configs)))
+    show = {"progress": progress, "description": description, "live": live}
     if out is None:
-        return _train_group(
-            base, overrides, configs, progress=progress, shard=shard, description=description, live=live
-        )
+        return _train_group(base, overrides, configs, shard=shard, **show)
     out = store.check_out_dir(out, overwrite=overwrite)
     with store.dir_lock(out):
         ckpt = RunCheckpoint(
