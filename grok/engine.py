@@ -38,6 +38,7 @@ from grok.member import build_data, build_member_model, graphdef_of, param_bytes
 from grok.memory import member_working_set
 from grok.optim import optimizer_from_config
 from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes
+from grok.registry import PROBES
 from grok.schedule import Schedule, schedule
 from grok.snapshots import state_leaves
 
@@ -369,11 +370,14 @@ def member_sharding(n_members: int) -> tuple[NamedSharding | None, int]:
 def shardable(static_cfg: Config) -> bool:
     """Whether a group may be sharded over several devices.
 
-    Not the NTK probe on CPU: its kernel regression calls LAPACK (`jnp.linalg.solve`), whose
-    batched CPU kernel waits for work it queued on XLA's intra-op thread pool; two devices doing
-    that at once on a two-thread pool deadlock (seen with jaxlib 0.10.2 on 2 cores).
+    Not on CPU with a probe registered with `lapack=True` (the NTK's kernel regression calls
+    `jnp.linalg.solve`): a batched LAPACK kernel waits for work it queued on XLA's intra-op thread
+    pool, and two devices doing that at once on a two-thread pool deadlock (seen with jaxlib 0.10.2
+    on 2 cores, with `solve`, `svd` and `eigh`).
     """
-    return not ("ntk" in static_cfg.train.probes and jax.default_backend() == "cpu")
+    if jax.default_backend() != "cpu":
+        return True
+    return not any(PROBES.get(name, "train.probes").lapack for name in static_cfg.train.probes)
 
 
 def enable_compilation_cache() -> None:

@@ -162,6 +162,9 @@ class ProbeEntry:
     - `fields`: config fields that only matter when the probe is chosen.
     - `initial_params`: keep θ₀ for it.
     - `memory(config, param_bytes) -> int`: extra bytes per member (large temporaries).
+    - `lapack`: it calls LAPACK (`jnp.linalg.solve`, `svd`, `eigh`, …): on a CPU its groups then
+      run on one device, since XLA:CPU's batched LAPACK kernels deadlock when several devices share
+      a small thread pool.
     """
 
     fn: Callable[[ProbeInputs], Mapping[str, Any]]
@@ -170,7 +173,8 @@ class ProbeEntry:
     requires: Callable[[Any], str | None] | None = None
     fields: tuple[str, ...] = ()
     initial_params: bool = False
-    memory: Callable[[Any], int] | None = None
+    memory: Callable[[Any, int], int] | None = None
+    lapack: bool = False
 
 
 PROBES: Registry[ProbeEntry] = Registry("probe", "train.probes", "grok.register_probe")
@@ -185,7 +189,8 @@ def register_probe(
     requires: Callable[[Any], str | None] | None = None,
     fields: tuple[str, ...] = (),
     initial_params: bool = False,
-    memory: Callable[[Any], int] | None = None,
+    memory: Callable[[Any, int], int] | None = None,
+    lapack: bool = False,
     replace: bool = False,
 ):
     """Register a probe family (usable as `@register_probe("name")`); its metrics are the dict it returns."""
@@ -194,7 +199,7 @@ def register_probe(
     def add(f):
         if not callable(f):
             raise RegistryError(f"probe {name!r}: needs a function ProbeInputs -> dict, got {f!r}")
-        entry = ProbeEntry(f, init, every, requires, tuple(fields), initial_params, memory)
+        entry = ProbeEntry(f, init, every, requires, tuple(fields), initial_params, memory, lapack)
         PROBES.add(name, entry, owner=owner, replace=replace)
         return f
 

@@ -335,3 +335,17 @@ def test_a_registered_model_with_neurons_is_prunable():
     res = grok.prune(run, order="low", fractions=[0.0, 1.0])
     np.testing.assert_allclose(res.accuracies["test_acc"][0], run.history["test_acc"][0, -1], rtol=1e-6)
     assert res.n_pruned.tolist() == [0, 24]
+
+
+def test_a_probe_that_calls_lapack_keeps_its_group_on_one_cpu_device():
+    from grok import engine
+
+    grok.register_probe(
+        "top_singular", lambda x: {"top_singular": jnp.linalg.svd(x.params["first"]["kernel"][...])[1][0]}, lapack=True
+    )
+    grok.register_probe("frobenius", lambda x: {"frobenius": jnp.sqrt(jnp.sum(x.params["first"]["kernel"][...] ** 2))})
+    assert not engine.shardable(tiny(**{"train.probes": ["top_singular"]}))
+    assert engine.shardable(tiny(**{"train.probes": ["frobenius"]}))
+    run = grok.train(tiny(**{"train.probes": ["top_singular"]}), seeds=(0, 1, 2, 3, 4), progress=False)  # no deadlock
+    s = np.linalg.svd(np.asarray(run.model(4).first.kernel[...]), compute_uv=False)[0]
+    np.testing.assert_allclose(run.history["top_singular"][4, -1], s, rtol=1e-4)

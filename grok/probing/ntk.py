@@ -120,4 +120,5 @@ register_probe(
     fields=("train.ntk_every", "train.ntk_subset"),
     initial_params=True,
     memory=_memory,
+    lapack=True,
 )
