@@ -60,6 +60,7 @@ class MemberState(NamedTuple):
     diverged: Array  # bool scalar
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
+    path_length: Array  # float32 scalar: Σ over steps so far of ‖θ_{t+1} − θ_t‖ (global L2)
     probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
 
 
@@ -82,6 +83,7 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
         "train_loss": jnp.mean(per_train.astype(metric_dtype(cfg))),
         "test_loss": jnp.mean(per_test.astype(metric_dtype(cfg))),
         "weight_norm": tree_norm(state.params),
+        "path_length": state.path_length,
         "diverged": state.diverged,
     }
     if spec.n_classes:
@@ -122,6 +124,7 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         diverged=jnp.zeros((), jnp.bool_),
         diverged_step=jnp.full((), -1, jnp.int32),
         step=jnp.zeros((), jnp.int32),
+        path_length=jnp.zeros((), jnp.float32),
         probe={"params0": None, "refs": {}},
     )
     state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
@@ -159,14 +162,17 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
     def keep(new, old):
         return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
+    kept = keep(new_params, state.params)
+    moved = jax.tree.map(lambda n, o: n.astype(jnp.float32) - o.astype(jnp.float32), kept, state.params)
     return state._replace(
-        params=keep(new_params, state.params),
+        params=kept,
         rest=keep(new_rest, state.rest),
         opt_state=keep(new_opt, state.opt_state),
         key=key,
         diverged=bad,
         diverged_step=jnp.where(~state.diverged & bad, state.step, state.diverged_step),
         step=state.step + 1,
+        path_length=state.path_length + tree_norm(moved).astype(jnp.float32),
     )
 
 

@@ -1,4 +1,4 @@
-"""Grokfast [G], the fixed weight norm [O] and Muon as registered transforms (docs/formulas.md §4.3–4.5):
+"""Grokfast [G], the fixed weight norm [O] and Muon as registered transforms (docs/formulas.md §4.7–4.9):
 against brute-force NumPy filters, their range checks, their place in the chain, per-member numbers."""
 
 import functools

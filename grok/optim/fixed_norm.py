@@ -1,5 +1,5 @@
 """Omnigrok's fixed weight norm [O] as an optax transform, registered as `fixed_norm`
-(docs/formulas.md §4.4).
+(docs/formulas.md §4.8).
 
 After each step the whole network is rescaled so that its global L2 norm (over every parameter
 tensor together, as in the released notebooks) equals `multiple` × the norm at initialization.

@@ -1,4 +1,4 @@
-"""Grokfast [G] as optax transforms: amplify the slow part of the gradient (docs/formulas.md §4.3).
+"""Grokfast [G] as optax transforms: amplify the slow part of the gradient (docs/formulas.md §4.7).
 
 Registered as `grokfast_ema` (exponential moving average, α and λ dynamic) and `grokfast_ma`
 (moving average over a window of w gradients; w static since it sizes the buffer, λ dynamic).

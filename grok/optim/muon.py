@@ -1,5 +1,5 @@
 """Muon for the hidden weight matrices, AdamW for the rest, registered as the base optimizer
-`muon` (docs/formulas.md §4.5).
+`muon` (docs/formulas.md §4.9).
 
 `optim.kind = "muon"`: every 2-D parameter whose path names none of `optim.muon.exclude` (the
 input and output layers: `first`, `readout` of the MLPs; `tok_embed`, `pos_embed`, `unembed` of
