@@ -60,7 +60,7 @@ class MemberState(NamedTuple):
     diverged: Array  # bool scalar
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
-    path_length: Array  # float32 scalar: Σ over steps so far of ‖θ_{t+1} − θ_t‖ (global L2)
+    path_length: Array  # scalar: Σ over steps so far of ‖θ_{t+1} − θ_t‖ (global L2), at least float32
     probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
 
 
@@ -124,12 +124,17 @@ def _init_member(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[s
         diverged=jnp.zeros((), jnp.bool_),
         diverged_step=jnp.full((), -1, jnp.int32),
         step=jnp.zeros((), jnp.int32),
-        path_length=jnp.zeros((), jnp.float32),
+        path_length=jnp.zeros((), _path_dtype(cfg)),
         probe={"params0": None, "refs": {}},
     )
     state = state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
     metrics = evaluate(cfg, spec, fwd, state, dyn) | slow_probes(cfg, spec, fwd, state, dyn)
     return state, metrics
+
+
+def _path_dtype(cfg: Config):
+    """The dtype `path_length` accumulates in: the parameters', at least float32."""
+    return jnp.promote_types(cfg.train.param_dtype, jnp.float32)
 
 
 def _all_finite(tree) -> Array:
@@ -163,7 +168,8 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
         return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
     kept = keep(new_params, state.params)
-    moved = jax.tree.map(lambda n, o: n.astype(jnp.float32) - o.astype(jnp.float32), kept, state.params)
+    dt = _path_dtype(cfg)
+    moved = jax.tree.map(lambda n, o: n.astype(dt) - o.astype(dt), kept, state.params)
     return state._replace(
         params=kept,
         rest=keep(new_rest, state.rest),
@@ -172,7 +178,7 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
         diverged=bad,
         diverged_step=jnp.where(~state.diverged & bad, state.step, state.diverged_step),
         step=state.step + 1,
-        path_length=state.path_length + tree_norm(moved).astype(jnp.float32),
+        path_length=state.path_length + tree_norm(moved),
     )
 
 
