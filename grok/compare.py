@@ -72,11 +72,13 @@ class Comparison:
     all: dict[str, tuple[Score, ...]]  # method → its score at each lr of the grid
 
     def table(self) -> str:
-        """The comparison as text: one row per method at its best lr, then at the baseline's lr."""
+        """The comparison as text: one row per method at its best lr, then at the baseline's lr.
+
+        A best lr at either end of the grid is marked: the grid may not contain the true best."""
         pct = f"{100 * self.threshold:g}%"
         head = f"{'method':<28} {'lr':>9} {'median':>8} {'range':>13} {'never':>6} {'‖Δθ‖/step':>10}"
         lines = [f"steps to {pct} test accuracy, each method at its own best lr (n = seeds)", head]
-        lines += [_row(s) for s in self.best]
+        lines += [_row(s) + (" (grid edge)" if s.lr in (min(self.lrs), max(self.lrs)) else "") for s in self.best]
         lines += ["", f"at the baseline's lr ({self.baseline}: lr {self.baseline_lr:g})", head]
         lines += [_row(s) for s in self.at_baseline_lr]
         return "\n".join(lines)

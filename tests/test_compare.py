@@ -56,6 +56,7 @@ def test_each_method_at_its_best_lr_and_at_the_baselines():
     np.testing.assert_allclose(gf.step_size, 1e-3)
     table = cmp.table()
     assert "grokfast_ema" in table and "1/3" in table and "600" in table
+    assert table.count("(grid edge)") == 1  # grokfast's best lr is the grid's smallest
 
 
 def test_never_reaching_seeds_make_the_median_never():
