@@ -190,3 +190,21 @@ def test_transform_numbers_are_swept_without_recompiling():
     assert grok.trace_count() == before
     norm0 = run.history["weight_norm"][:, 0]
     np.testing.assert_allclose(run.history["weight_norm"][:, -1], norm0 * np.asarray([0.5, 1.0]), rtol=1e-4)
+
+
+def test_perp_grad_grokfast_and_fixed_norm_combine_in_one_chain():
+    from grok.optim import perp_grad
+
+    cfg = OptimConfig(kind="adamw", lr=1e-2, transforms=("fixed_norm", "perp_grad", "grokfast_ema"))
+    assert cfg.chain == ("perp_grad", "grokfast_ema", "adamw", "fixed_norm")
+    tx = make_optimizer("adamw", lr=1e-2, transforms=cfg.transforms)
+    ref = optax.chain(perp_grad(True), grokfast_ema(0.98, 2.0), adamw(1e-2, 0.9, 0.999, 1e-8, 0.0), fixed_norm(1.0))
+    rng = np.random.default_rng(6)
+    params = {k: jnp.asarray(rng.normal(size=s), jnp.float32) for k, s in SHAPES.items()}
+    s1, s2 = tx.init(params), ref.init(params)
+    for g in _grads(3, seed=7):
+        u1, s1 = tx.update(g, s1, params)
+        u2, s2 = ref.update(g, s2, params)
+        for k in SHAPES:
+            np.testing.assert_allclose(u1[k], u2[k], rtol=1e-5, atol=1e-6)  # θ·c/‖θ‖ − θ: rounding of θ
+        params = jax.tree.map(lambda p, u: p + u, params, u1)
