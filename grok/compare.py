@@ -92,9 +92,10 @@ def _row(s: Score) -> str:
     return f"{s.method:<28} {s.lr:>9.3g} {med:>8} {rng:>13} {never:>6} {s.step_size:>10.3g}"
 
 
-def method_label(point: dict[str, Any]) -> str:
-    """A short name for a grid point: the base optimizer, then the transforms, then other axes."""
-    parts = []
+def method_label(point: dict[str, Any], kind: str | None = None) -> str:
+    """A short name for a grid point: the base optimizer (`kind` unless it is an axis), then the
+    transforms, then other axes."""
+    parts = [kind] if kind and "optim.kind" not in point else []
     for name, value in point.items():
         if name == "optim.kind":
             parts.insert(0, str(value))
@@ -124,9 +125,11 @@ def compare(
     path = sweep.history("path_length")[..., -1]
     step_size = path / float(sweep.steps[-1])
     lrs = tuple(float(v) for v in axes[lr_axis])
+    spec = getattr(sweep, "spec", None)
+    kind = spec.base.optim.kind if spec is not None else None
     scores: dict[str, tuple[Score, ...]] = {}
     for combo in itertools.product(*(range(len(axes[a])) for a in method_axes)):
-        label = method_label({a: axes[a][i] for a, i in zip(method_axes, combo, strict=True)})
+        label = method_label({a: axes[a][i] for a, i in zip(method_axes, combo, strict=True)}, kind)
         per_lr = []
         for j, lr in enumerate(lrs):
             index = tuple(dict(zip(method_axes, combo, strict=True)).get(a, j) for a in names[:-1])

@@ -80,6 +80,7 @@ def test_method_labels():
         "muon + perp_grad + grokfast_ema"
     )
     assert method_label({"optim.transforms": ()}) == "base"
+    assert method_label({"optim.transforms": ("grokfast_ema",)}, "adamw") == "adamw + grokfast_ema"
 
 
 def test_grok_compare_on_a_tiny_sweep(tmp_path, capsys):
@@ -92,7 +93,7 @@ def test_grok_compare_on_a_tiny_sweep(tmp_path, capsys):
     grok.sweep(spec, out=tmp_path / "sw", progress=False)
     assert main(["compare", str(tmp_path / "sw"), "--threshold", "0.05"]) == 0
     out = capsys.readouterr().out
-    assert "grokfast_ema" in out and "‖Δθ‖/step" in out and (tmp_path / "sw" / "compare.png").is_file()
+    assert "adamw + grokfast_ema" in out and "‖Δθ‖/step" in out and (tmp_path / "sw" / "compare.png").is_file()
     sw = grok.load_sweep(tmp_path / "sw")
     path = sw.history("path_length")
     assert np.all(np.diff(path, axis=-1) > 0)  # every step moves the weights
