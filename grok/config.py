@@ -80,6 +80,11 @@ def _entry(reg: registry.Registry, name: Any, field: str):
     return reg.get(name, field)
 
 
+def _after_base(name: str) -> bool:
+    """Whether transform `name` is chained after the base optimizer (unregistered, lenient: no)."""
+    return name in registry.TRANSFORMS and registry.TRANSFORMS.get(name).after_base
+
+
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
@@ -350,12 +355,17 @@ class OptimConfig(_Options):
         for name in self.chain:
             entry = _entry(registry.TRANSFORMS, name, "optim.kind")
             if entry is not None and entry.check is not None:
-                entry.check(self.options_of(name))
+                values = self.options_of(name) | {f: getattr(self, f) for f in entry.shared}
+                reason = entry.check(values)
+                if reason:
+                    raise ConfigError(f"optim.{name}", values, reason)
 
     @property
     def chain(self) -> tuple[str, ...]:
-        """The transforms in the order they are applied: `transforms`, then the base `kind`."""
-        return (*self.transforms, self.kind)
+        """The transforms in the order they are applied: `transforms`, the base `kind`, then the
+        transforms registered with `after_base=True` (in their `transforms` order)."""
+        after = tuple(t for t in self.transforms if _after_base(t))
+        return (*(t for t in self.transforms if t not in after), self.kind, *after)
 
 
 @dataclass(frozen=True)

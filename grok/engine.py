@@ -64,6 +64,7 @@ class MemberState(NamedTuple):
     diverged_step: Array  # int32 scalar, -1 while finite
     step: Array  # int32 scalar
     loss0: Array  # the training loss at step 0 (divergence is a loss beyond train.divergence_factor × it)
+    path_length: Array  # scalar: Σ over steps so far of ‖θ_{t+1} − θ_t‖ (global L2), at least float32
     probe: Any  # {"params0": θ₀ or None, "refs": {probe: what its init measured at step 0}}
 
 
@@ -86,6 +87,7 @@ def evaluate(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, state: MemberState
         "train_loss": jnp.mean(per_train.astype(metric_dtype(cfg))),
         "test_loss": jnp.mean(per_test.astype(metric_dtype(cfg))),
         "weight_norm": tree_norm(state.params),
+        "path_length": state.path_length,
         "diverged": state.diverged,
     }
     if spec.n_classes:
@@ -133,9 +135,15 @@ def _init_state(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, dyn: Mapping[st
         diverged_step=jnp.full((), -1, jnp.int32),
         step=jnp.zeros((), jnp.int32),
         loss0=jnp.zeros((), metric_dtype(cfg)),
+        path_length=jnp.zeros((), _path_dtype(cfg)),
         probe={"params0": None, "refs": {}},
     )
     return state._replace(probe=init_probe_state(cfg, spec, fwd, state, dyn))
+
+
+def _path_dtype(cfg: Config):
+    """The dtype `path_length` accumulates in: the parameters', at least float32."""
+    return jnp.promote_types(cfg.train.param_dtype, jnp.float32)
 
 
 def _all_finite(tree) -> Array:
@@ -169,14 +177,18 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
     def keep(new, old):
         return jax.tree.map(lambda n, o: jnp.where(bad, o, n), new, old)
 
+    kept = keep(new_params, state.params)
+    dt = _path_dtype(cfg)
+    moved = jax.tree.map(lambda n, o: n.astype(dt) - o.astype(dt), kept, state.params)
     return state._replace(
-        params=keep(new_params, state.params),
+        params=kept,
         rest=keep(new_rest, state.rest),
         opt_state=keep(new_opt, state.opt_state),
         key=key,
         diverged=bad,
         diverged_step=jnp.where(~state.diverged & bad, state.step, state.diverged_step),
         step=state.step + 1,
+        path_length=state.path_length + tree_norm(moved),
     )
 
 

@@ -215,7 +215,10 @@ class TransformEntry:
     fields `optim.<name>.<option>`. Numbers are dynamic (per member, sweepable, no recompile)
     unless listed in `static`; bools and strings are static. `shared`: `optim.*` fields passed
     by their own name (the base optimizers' lr, b1, …). `ranges`: option → (low, high), both
-    inclusive; `check(values) -> str | None` for anything else.
+    inclusive; `check(values)` for anything else: `values` holds the options and the shared fields
+    by name, and it raises `ConfigError` (or returns a reason string) for a combination it refuses.
+    `after_base`: chained after the base optimizer `optim.kind` (it transforms the step the base
+    produces, e.g. a projection of the new parameters) instead of before it.
     """
 
     factory: Callable[..., Any]
@@ -224,6 +227,7 @@ class TransformEntry:
     shared: tuple[str, ...] = ()
     ranges: Mapping[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     check: Callable[[Mapping[str, Any]], str | None] | None = None
+    after_base: bool = False
 
     def is_dynamic(self, option: str) -> bool:
         value = self.options[option]
@@ -241,13 +245,15 @@ def register_transform(
     static: tuple[str, ...] = (),
     ranges: Mapping[str, tuple[float, float]] | None = None,
     check: Callable[[Mapping[str, Any]], str | None] | None = None,
+    after_base: bool = False,
     replace: bool = False,
     **options: Any,
 ):
     """Register an optax transform factory (usable as `@register_transform("name", alpha=0.98)`).
 
     Keyword options are the factory's hyperparameters with their defaults (`optim.<name>.<key>`).
-    Name it in `optim.transforms` to chain it before the base optimizer `optim.kind`.
+    Name it in `optim.transforms` to chain it before the base optimizer `optim.kind` (after it
+    with `after_base=True`).
     """
     owner = caller_module()
     opts = check_options("transform", name, options)
@@ -258,7 +264,7 @@ def register_transform(
     def add(f):
         if not callable(f):
             raise RegistryError(f"transform {name!r}: needs a factory returning an optax GradientTransformation")
-        entry = TransformEntry(f, opts, frozenset(static), tuple(shared), dict(ranges or {}), check)
+        entry = TransformEntry(f, opts, frozenset(static), tuple(shared), dict(ranges or {}), check, after_base)
         TRANSFORMS.add(name, entry, owner=owner, replace=replace)
         return f
 

@@ -255,7 +255,10 @@ def test_a_run_with_an_unregistered_model_loads_but_cannot_rebuild(tmp_path):
 def test_unregistered_names_are_config_errors_naming_the_registered_ones():
     cases = {
         "train.probes": (["colapse"], "a registered probe: collapse, "),
-        "optim.transforms": (["grokfast_typo"], "a registered transform: adamw, adam, sgd, perp_grad"),
+        "optim.transforms": (
+            ["grokfast_typo"],
+            "a registered transform: adamw, adam, sgd, fixed_norm, grokfast_ema, grokfast_ma, muon, perp_grad",
+        ),
         "optim.kind": ("rmsprop", "a registered transform: adamw"),
         "task.kind": ("modulo", "a registered task: modular, polynomial, parity"),
         "model.kind": ("resnet", "a registered model: "),

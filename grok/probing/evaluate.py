@@ -36,6 +36,7 @@ BASE_METRICS = (
     "train_acc_clean",
     "train_acc_corrupted",
     "corrupted_true_acc",
+    "path_length",
 )
 _TRACE_ERRORS = (jax.errors.JAXTypeError, jax.errors.JAXIndexError)
 
