@@ -33,6 +33,7 @@ FIGURES = {
     "02_memorizing_neurons.ipynb": "02_memorizing_neurons.png",
     "03_lazy_to_rich.ipynb": "03_lazy_to_rich.png",
     "04_phase_diagram.ipynb": "04_phase_diagram.png",
+    "06_progress_measures.ipynb": "06_progress_measures.png",
 }
 
 
