@@ -82,7 +82,7 @@ def test_notebook_is_committed_clean(name):
     assert all(not c.outputs and c.execution_count is None for c in code), "strip the outputs before committing"
     # opens by saying what it shows, and which paper; one parameter cell with the size switch
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert re.search(r"\[[PDK]\]", nb.cells[0].source)
+    assert re.search(r"\[[PDKN]\]", nb.cells[0].source)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "PAPER_SIZE = False" in tagged[0].source and "SAVE_FIGURES = None" in tagged[0].source
     # the last code cell checks the effect
