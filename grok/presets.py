@@ -72,7 +72,7 @@ def _nanda(p: int, train_fraction: float, d_model: int, d_mlp: int, lr: float, s
         model=ModelConfig(kind="transformer", d_model=d_model, n_heads=4, d_mlp=d_mlp, use_bias=True, init="normal"),
         loss=LossConfig("softmax_ce", "float32"),
         optim=OptimConfig(kind="adamw", lr=lr, b1=0.9, b2=0.98, eps=1e-8, weight_decay=1.0),
-        train=TrainConfig(steps=steps, log_every=log_every, probes=("progress",)),
+        train=TrainConfig(steps=steps, log_every=log_every),
     )
 
 

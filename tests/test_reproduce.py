@@ -32,7 +32,7 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         assert cfg.train.steps == paper.train.steps and cfg.train.log_every == paper.train.log_every
         assert cfg.override(**{"train.probes": [], "train.ntk_every": None}) == paper
         assert set(cfg.train.probes) == set(rep.probes)
-        assert rep.paper.startswith(("[P]", "[D]", "[K]")) and rep.claim
+        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]")) and rep.claim
     assert build_config("kumar-fig1").train.ntk_every == 2000  # 50 NTK evaluations over 100k steps
 
 
