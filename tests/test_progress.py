@@ -200,8 +200,11 @@ def test_bad_input_names_what_progress_needs(over, field):
 
 def test_in_run_measures_match_the_saved_model():
     """The probe inside the compiled run agrees with `progress_measures` on the final saved model."""
+    from flax import nnx
+
     from grok.probing.progress import progress_measures
 
+    measures = nnx.jit(progress_measures, static_argnums=(2, 3))  # one compile, not op-by-op dispatch
     cfg = _cfg(**{"train.steps": 20, "train.log_every": 10, "optim.lr": 1e-2})
     run = grok.train(cfg, seeds=(0, 1), progress=False)
     h = run.history
@@ -209,13 +212,13 @@ def test_in_run_measures_match_the_saved_model():
     assert h["fourier_embed"].shape == (2, 3, k + 1) and h["key_freq"].dtype == bool
     assert h["neuron_freq_frac"].shape == (2, 3, 32)
     for i in range(2):
-        out = progress_measures(run.model(i), run.dataset(i), 11, "add", key_mask=h["key_freq"][i, -1])
+        out = measures(run.model(i), run.dataset(i), 11, "add", key_mask=h["key_freq"][i, -1])
         np.testing.assert_allclose(np.asarray(out["fourier_embed"]), h["fourier_embed"][i, -1], rtol=1e-4)
         np.testing.assert_allclose(float(out["gini_embed"]), h["gini_embed"][i, -1], rtol=1e-4)
         np.testing.assert_allclose(
             np.asarray(out["neuron_freq_frac"]), h["neuron_freq_frac"][i, -1], rtol=1e-3, atol=1e-5
         )
         # with every frequency as key, both losses are defined and finite
-        out = progress_measures(run.model(i), run.dataset(i), 11, "add", key_mask=np.r_[False, [True] * k])
+        out = measures(run.model(i), run.dataset(i), 11, "add", key_mask=np.r_[False, [True] * k])
         assert np.isfinite(float(out["restricted_loss"])) and np.isfinite(float(out["excluded_loss"]))
     assert np.all(h["n_key_freqs"][:, 0] == 0) and np.all(np.isnan(h["restricted_loss"][:, 0]))
