@@ -132,3 +132,42 @@ def regression_grokking_delay(
     t_train = first_crossing(steps, train_loss, factor * train0, "below")
     t_test = first_crossing(steps, test_loss, factor * test0, "below")
     return t_test - t_train
+
+
+PROGRESS_PHASES = ("memorization", "circuit_formation", "cleanup")
+
+
+def progress_phases(
+    steps: ArrayLike, train_acc: ArrayLike, test_loss: ArrayLike, test_acc: ArrayLike
+) -> dict[str, np.ndarray]:
+    """Where [N]'s three phases begin, per member (docs/formulas.md §6.5); curves are `[members, T]`.
+
+    - memorization begins at step 0;
+    - circuit formation begins at the first step with train accuracy ≥ 0.99 (memorization done);
+    - cleanup begins at the first later step where the test loss is ≤ 1/10 of its largest value
+      since circuit formation began (the sharp fall of the test loss);
+    - `generalized`: the first step with test accuracy ≥ 0.99 (the end of cleanup).
+
+    NaN where a phase never begins. Returns {phase or "generalized": float array [members]}.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    train_acc, test_loss, test_acc = (
+        np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (train_acc, test_loss, test_acc)
+    )
+    circuit = np.atleast_1d(first_crossing(steps, train_acc, 0.99, "above"))
+    cleanup = np.full(circuit.shape, np.nan)
+    for m, start in enumerate(circuit):
+        if np.isnan(start):
+            continue
+        after = steps >= start
+        peak = np.fmax.accumulate(np.where(after, test_loss[m], -np.inf))
+        hit = after & (test_loss[m] <= 0.1 * peak)
+        if hit.any():
+            cleanup[m] = steps[np.argmax(hit)]
+    generalized = np.atleast_1d(first_crossing(steps, test_acc, 0.99, "above"))
+    return {
+        "memorization": np.zeros(circuit.shape),
+        "circuit_formation": circuit,
+        "cleanup": cleanup,
+        "generalized": generalized,
+    }

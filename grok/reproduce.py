@@ -45,6 +45,7 @@ class Reproduction:
     check: Callable[[Any], tuple[bool, str]]  # run → (shown, the numbers behind it)
     figure: Callable[[Any, Path, str], Path]  # (run, path, title) → path
     sweep: Mapping[str, Sequence[float]] = dataclasses.field(default_factory=dict)  # dynamic field → values
+    details: Callable[[Any], dict[str, Any]] | None = None  # run → per-member numbers for reproduce.json
 
 
 @dataclasses.dataclass
@@ -134,6 +135,44 @@ def _check_fig3a(run) -> tuple[bool, str]:
     return shown, "grokking delay " + text
 
 
+def progress_details(run) -> dict[str, Any]:
+    """[N] per member: phase starts (docs/formulas.md §6.5), steps to 100% train and test loss < 1e-2, final keys."""
+    from grok.phases import progress_phases
+
+    h = run.history
+    phases = progress_phases(h["step"], h["train_acc"], h["test_loss"], h["test_acc"])
+    out: dict[str, Any] = {name: [None if np.isnan(v) else int(v) for v in values] for name, values in phases.items()}
+    steps = np.asarray(h["step"])
+    out["train_100"] = [_int(_first(steps, h["train_acc"][i] >= 1.0)) for i in range(run.n_members)]
+    out["test_loss_1e-2"] = [_int(_first(steps, h["test_loss"][i] < 1e-2)) for i in range(run.n_members)]
+    out["key_frequencies"] = [np.flatnonzero(h["key_freq"][i, -1]).tolist() for i in range(run.n_members)]
+    return out
+
+
+def _int(v: float) -> int | None:
+    return None if not np.isfinite(v) else int(v)
+
+
+def _check_progress(run) -> tuple[bool, str]:
+    """[N]: every member memorizes, then forms a circuit (key frequencies, excluded loss above chance while the
+    test accuracy is < 90%), then cleans up to ≥ 99% test accuracy, in that order."""
+    h = run.history
+    d = progress_details(run)
+    chance = math.log(run.config.spec.n_classes)
+    ok = []
+    for i in range(run.n_members):
+        circuit, cleanup, done = d["circuit_formation"][i], d["cleanup"][i], d["generalized"][i]
+        ordered = None not in (circuit, cleanup, done) and circuit < cleanup <= done
+        excluded_up = bool(np.any((h["excluded_loss"][i] > chance) & (h["test_acc"][i] < 0.9)))
+        ok.append(ordered and excluded_up and len(d["key_frequencies"][i]) > 0)
+    starts = "; ".join(
+        f"seed {run.members[i].get('seed', i)}: circuit {d['circuit_formation'][i]}, cleanup {d['cleanup'][i]}, "
+        f"≥99% test {d['generalized'][i]}, keys {d['key_frequencies'][i]}"
+        for i in range(run.n_members)
+    )
+    return all(ok), "phase starts (steps) " + starts
+
+
 def _span(values: np.ndarray) -> str:
     values = np.asarray(values, dtype=float)
     lo, hi = np.nanmin(values), np.nanmax(values)
@@ -177,6 +216,15 @@ def _kumar(figure: str, claim: str, check, draw, sweep: Mapping[str, Sequence[fl
 
 
 REPRODUCTIONS: dict[str, Reproduction] = {
+    "nanda-progress": Reproduction(
+        preset="nanda-progress",
+        paper="[N] Nanda et al., ICLR 2023, Fig. 1 and 7",
+        claim="a 1-layer transformer memorizes, forms a sparse Fourier circuit, then cleans up (add mod 113)",
+        probes=("progress",),
+        check=_check_progress,
+        figure=figure_run,
+        details=progress_details,
+    ),
     "prieto-perpgrad": _prieto(
         "1a",
         "⊥AdamW generalizes modular addition without weight decay, within a few hundred steps",
@@ -277,7 +325,8 @@ def reproduce(
     figure = rep.figure(run, out / "figure.png", title)
     atomic_write_json(
         out / "reproduce.json",
-        {"name": name, "paper": rep.paper, "claim": rep.claim, "shown": shown, "message": message, "size": size},
+        {"name": name, "paper": rep.paper, "claim": rep.claim, "shown": shown, "message": message, "size": size}
+        | ({"members": rep.details(run)} if rep.details is not None else {}),
     )
     return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
 

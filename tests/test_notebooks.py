@@ -35,6 +35,7 @@ FIGURES = {
     "04_phase_diagram.ipynb": "04_phase_diagram.png",
     "05_your_own_probe.ipynb": "05_your_own_probe.png",
     "07_interventions.ipynb": "07_interventions.png",
+    "06_progress_measures.ipynb": "06_progress_measures.png",
 }
 
 
@@ -83,7 +84,7 @@ def test_notebook_is_committed_clean(name):
     assert all(not c.outputs and c.execution_count is None for c in code), "strip the outputs before committing"
     # opens by saying what it shows, and which paper; one parameter cell with the size switch
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    assert re.search(r"\[[PDKGOM]\]", nb.cells[0].source)
+    assert re.search(r"\[[PDKGOMN]\]", nb.cells[0].source)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "PAPER_SIZE = False" in tagged[0].source and "SAVE_FIGURES = None" in tagged[0].source
     # the last code cell checks the effect

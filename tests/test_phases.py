@@ -101,3 +101,18 @@ def test_regression_grokking_delay():
     np.testing.assert_array_equal(both, [20.0, 0.0])
     # initial values given explicitly (step 0 not logged)
     assert regression_grokking_delay(steps, train, test, train_initial=10.0, test_initial=4.0) == 30.0
+
+
+def test_progress_phases_on_constructed_curves():
+    from grok.phases import progress_phases
+
+    steps = np.arange(0, 1000, 100)
+    train = np.array([[0.1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0.1, 0.5, 0.9, 0.95, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98]])
+    test_loss = np.array([[4.0, 9, 12, 15, 10, 2.0, 0.3, 0.01, 0.001, 0.001], [4.0, 9, 12, 15, 10, 9, 9, 9, 9, 9]])
+    test_acc = np.array([[0, 0.1, 0.1, 0.1, 0.3, 0.8, 0.95, 0.995, 1, 1], [0.0] * 10])
+    ph = progress_phases(steps, train, test_loss, test_acc)
+    assert list(ph["memorization"]) == [0, 0]
+    assert ph["circuit_formation"][0] == 100 and np.isnan(ph["circuit_formation"][1])
+    assert ph["cleanup"][0] == 600  # 0.3 ≤ 15/10; 2.0 is not
+    assert np.isnan(ph["cleanup"][1])
+    assert ph["generalized"][0] == 700 and np.isnan(ph["generalized"][1])

@@ -33,7 +33,7 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         back = {"train.probes": [], "train.schedule": "linear", "train.log_points": 100, "train.ntk_every": None}
         assert cfg.override(**back) == paper
         assert set(cfg.train.probes) == set(rep.probes)
-        assert rep.paper.startswith(("[P]", "[D]", "[K]")) and rep.claim
+        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]")) and rep.claim
     assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the ~100 log-spaced steps
 
 

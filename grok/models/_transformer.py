@@ -100,6 +100,10 @@ class Transformer(nnx.Module):
 
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Logits [n, C] at the '=' position."""
+        return self.forward(x, train=train)[1]
+
+    def forward(self, x: Array, *, train: bool) -> tuple[Array, Array]:
+        """(MLP neuron activations after the ReLU [n, d_mlp], logits [n, C]) at the '=' position."""
         n = x.shape[0]
         tokens = jnp.concatenate([x.astype(jnp.int32), jnp.full((n, 1), self.p, jnp.int32)], axis=1)  # [n, 3]
         h = self.tok_embed[...][tokens] + self.pos_embed[...][None, :, :]  # [n, 3, d]
@@ -118,9 +122,15 @@ class Transformer(nnx.Module):
         u = self.mlp_in(m)
         if train and self.use_dropout:
             u = dropout(u, self.rate[...], self.rng())
-        r = r + self.mlp_out(jax.nn.relu(u))
+        acts = jax.nn.relu(u)
+        r = r + self.mlp_out(acts)
         r = self.ln_f(r) if self.ln_f is not None else r
-        return self.unembed(r)
+        return acts, self.unembed(r)
+
+    def neuron_logit_map(self) -> Array:
+        """W_L = W_out · W_U [d_mlp, C]: how each neuron's activation moves the logits (without LayerNorm)."""
+        w_out = self.mlp_out.kernel[...]  # [d_mlp, d]
+        return w_out @ self.unembed.kernel[...].T
 
 
 def _check_transformer(cfg: Any) -> None:

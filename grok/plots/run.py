@@ -20,11 +20,12 @@ from grok.plots.base import panel_grid, plot_metric, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
+PROGRESS_METRICS = ("restricted_loss", "excluded_loss")
 # What the built-in panels of `plot_run` draw (and `weight_norm/<layer>`); every other metric that
 # is a number per member and interval (a probe registered outside grok, say) gets a panel of its own.
 PANEL_METRICS = frozenset(
     {"train_acc", "test_acc", "train_loss", "test_loss", "theory_test_loss", "kernel_test_mse"}
-    | {*COLLAPSE_METRICS, *NTK_METRICS, "ipr_hist", "ipr_mean", "weight_norm", "logit_norm"}
+    | {*COLLAPSE_METRICS, *NTK_METRICS, *PROGRESS_METRICS, "ipr_hist", "ipr_mean", "weight_norm", "logit_norm"}
 )
 NOT_METRICS = ("step", "diverged")
 LAYER_STYLES = ("--", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (6, 2)), (0, (1, 2)), (0, (3, 1, 1, 1)))
@@ -266,9 +267,57 @@ def plot_extra_metric(ax, run, name: str, *, members=None, logx: bool = True):
     return _finish(ax, run, members, "")
 
 
+def progress_phase_starts(run) -> dict[str, np.ndarray]:
+    """[N]'s phase starts per member (`grok.phases.progress_phases`, docs/formulas.md §6.5)."""
+    from grok.phases import progress_phases
+
+    h = run.history
+    return progress_phases(h["step"], h["train_acc"], h["test_loss"], h["test_acc"])
+
+
+def shade_progress_phases(ax, run, *, member: int = 0):
+    """Shade circuit formation (orange) and cleanup (green) of one member; memorization is unshaded."""
+    ph = {k: float(v[member]) for k, v in progress_phase_starts(run).items()}
+    end = float(run.history["step"][-1])
+    spans = [
+        ("circuit_formation", ph["cleanup"], "tab:orange"),
+        ("cleanup", ph["generalized"] if ph["generalized"] >= ph["cleanup"] else end, "tab:green"),
+    ]
+    for name, stop, color in spans:
+        start = ph[name]
+        if np.isfinite(start):
+            ax.axvspan(max(start, 1.0), stop if np.isfinite(stop) else end, color=color, alpha=0.08, lw=0)
+    return ax
+
+
+def plot_progress(ax, run, *, members=None, logx: bool = True):
+    """[N]'s progress measures: test loss (solid), restricted (dashed) and excluded (dotted) loss, log y."""
+    _draw(ax, run, "test_loss", members, label="test", logx=logx)
+    _draw(ax, run, "restricted_loss", members, label="restricted", style="--", logx=logx)
+    _draw(ax, run, "excluded_loss", members, label="excluded", style=":", logx=logx)
+    ax.set_title("progress measures [N]", fontsize=9)
+    return _finish(ax, run, members, "loss", yscale="log")
+
+
+def plot_key_spectrum(ax, run, *, member: int = 0):
+    """The embedding's norm per frequency over time (one row per frequency 1..K), key frequencies marked."""
+    h = run.history
+    spec = np.asarray(h["fourier_embed"][member], dtype=float)[:, 1:].T  # [K, intervals]
+    steps = np.asarray(h["step"])
+    ax.imshow(spec, aspect="auto", origin="lower", cmap="Blues", extent=(0, len(steps), 0.5, spec.shape[0] + 0.5))
+    keys = np.flatnonzero(np.asarray(h["key_freq"][member, -1])[1:]) + 1
+    ticks = np.linspace(0, len(steps) - 1, 5).astype(int)
+    ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])
+    ax.set_yticks(keys)
+    ax.set_ylabel("frequency k")
+    ax.set_title(f"embedding norm per frequency ({_member_label(run, member)}); final keys {list(keys)}", fontsize=9)
+    return ax
+
+
 # --------------------------------------------------------------------------- the run figure
 def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=None, title: str = "") -> Path:
-    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, weight norms,
+    """A multi-panel PNG of a run: accuracy, loss, SC/NLM, NTK, IPR histogram, mean IPR, [N]'s progress
+    measures and key-frequency spectrum (then every line panel shades [N]'s phases of the first member), weight norms,
     then one panel per other scalar metric of the history (`extra_metrics`: probes registered
     outside grok, the split accuracies of corrupted-label runs).
 
@@ -289,6 +338,10 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
     if "ipr_hist" in h:
         panels.append(lambda ax: plot_ipr_histogram(ax, run, steps=steps, member=picked[0]))
         panels.append(lambda ax: plot_ipr(ax, run, members=picked))
+    progress = "restricted_loss" in h
+    if progress:
+        panels.append(lambda ax: plot_progress(ax, run, members=picked))
+        panels.append(lambda ax: plot_key_spectrum(ax, run, member=picked[0]))
     panels.append(lambda ax: plot_weight_norms(ax, run, members=picked))
     for name in extra_metrics(run, picked):
         panels.append(lambda ax, name=name: plot_extra_metric(ax, run, name, members=picked))
@@ -296,6 +349,8 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
     for draw, ax in zip(panels, axes, strict=True):
         draw(ax)
         ax.grid(alpha=0.3)
+        if progress and not ax.images:
+            shade_progress_phases(ax, run, member=picked[0])
     fig.suptitle(title or run.config.description or "run", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)

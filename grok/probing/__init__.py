@@ -4,9 +4,10 @@ that evaluates the chosen ones (docs/formulas.md §5 for the formulas, `probes/`
 - `collapse` [P]: SC fraction, zero terms, NLM cosine, logit and per-layer weight norms.
 - `ntk` [K]: NTK alignment, kernel and parameter movement, kernel-regression test MSEs.
 - `neurons` [D]: Fourier IPR per neuron, its mean and histogram.
+- `progress` [N]: key frequencies, restricted / excluded loss, Gini coefficients, neuron clusters.
 """
 
-from grok.probing import collapse, neurons, ntk
+from grok.probing import collapse, neurons, ntk, progress
 from grok.probing.evaluate import (
     BASE_METRICS,
     init_probe_state,
@@ -25,6 +26,7 @@ __all__ = [
     "neurons",
     "ntk",
     "probes_at",
+    "progress",
     "slow_chunk",
     "slow_probe_names",
     "slow_probes",
