@@ -75,6 +75,7 @@ def _interventions(init_scale: float = 1.0, steps: int = 4000, **optim: object) 
         loss=LossConfig("softmax_ce", "float32"),
         optim=OptimConfig(**opt),
         train=TrainConfig(steps=steps, log_every=50),
+    )
 
 
 def _nanda(p: int, train_fraction: float, d_model: int, d_mlp: int, lr: float, steps: int, log_every: int) -> Config:
