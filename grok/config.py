@@ -36,6 +36,10 @@ DTYPES = ("float16", "float32", "float64")
 SCHEDULES = ("linear", "log")
 
 MAX_SEED = 2**31 - 1  # seeds are stacked as int32 on the member axis
+# Dynamic numbers that something is divided by: one that underflows to 0 in the parameter dtype
+# (eps=1e-25 in float16) turns a guard into a division by zero. Any other number that small acts
+# as 0 would; every number that overflows to inf is refused.
+_DIVISORS = ("optim.eps", "model.alpha")
 MAX_POINTS = 1_000_000  # evaluation points of a run (its history is kept on the host)
 
 # Numbers that live on the member axis: changing them never recompiles.
@@ -523,7 +527,8 @@ class Config:
                 )
 
     def _check_representable(self) -> None:
-        """A dynamic number that rounds to 0 or ±inf in the parameter dtype is refused (float16, eps=1e-25)."""
+        """A dynamic number that overflows to ±inf in the parameter dtype is refused, and a divisor
+        that underflows to 0 (float16 with eps=1e-25)."""
         dtype = np.dtype(self.train.param_dtype)
         if _LENIENT.get():
             return
@@ -533,7 +538,7 @@ class Config:
                 continue
             with np.errstate(over="ignore", under="ignore"):
                 cast = np.asarray(value, dtype)
-            if value != 0 and (cast == 0 or not np.isfinite(cast)):
+            if value != 0 and (not np.isfinite(cast) or (cast == 0 and name in _DIVISORS)):
                 where = f"train.param_dtype={dtype.name}"
                 raise ConfigError(name, value, f"a number representable in {where} (it rounds to {cast.item()})")
 
