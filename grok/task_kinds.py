@@ -14,16 +14,19 @@ def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
+def _check_split(fraction: float, n: int, what: str) -> None:
+    """⌊f·n⌋ train examples must leave at least one train and one test example."""
+    n_train = math.floor(fraction * n)
+    if n_train < 1 or n_train >= n:
+        raise ConfigError(
+            "task.train_fraction", fraction, f"a fraction leaving at least one train and one test {what} of {n}"
+        )
+
+
 def _check_modular(task) -> None:
     if task.op == "div" and not _is_prime(task.p):
         raise ConfigError("task.p", task.p, "a prime when task.op is 'div'")
-    n_train = math.floor(task.train_fraction * task.n_pairs)
-    if n_train < 1 or n_train >= task.n_pairs:
-        raise ConfigError(
-            "task.train_fraction",
-            task.train_fraction,
-            f"a fraction leaving at least one train and one test pair of {task.n_pairs}",
-        )
+    _check_split(task.train_fraction, task.n_pairs, "pair")
 
 
 def _check_parity(task) -> None:
@@ -33,13 +36,7 @@ def _check_parity(task) -> None:
             task.parity_samples,
             f"at most 2**(parity_k + parity_noise) = {2 ** (task.parity_k + task.parity_noise)}",
         )
-    n_train = math.floor(task.train_fraction * task.parity_samples)
-    if n_train < 1 or n_train >= task.parity_samples:
-        raise ConfigError(
-            "task.train_fraction",
-            task.train_fraction,
-            f"a fraction leaving at least one train and one test sample of {task.parity_samples}",
-        )
+    _check_split(task.train_fraction, task.parity_samples, "sample")
 
 
 register_task(
