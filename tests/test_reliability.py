@@ -377,8 +377,8 @@ def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_pa
     saves = []
     original = checkpoint.RunCheckpoint.save
 
-    def save_and_stop(self, resume, layout):
-        original(self, resume, layout)
+    def save_and_stop(self, resume, layout, steps_done):
+        original(self, resume, layout, steps_done)
         saves.append(resume.chunks_done)
         raise KeyboardInterrupt  # a kill after the first checkpoint
 
@@ -413,3 +413,30 @@ def test_a_member_trained_alone_in_a_group_or_sharded_is_bit_identical(preset, m
             )
         for name, value in alone.state.items():
             np.testing.assert_array_equal(run.state[name][i], value[0], err_msg=name)
+
+
+def test_a_resumed_run_keeps_the_snapshots_taken_before_the_kill(tmp_path):
+    from grok import checkpoint
+
+    cfg = tiny(**{"train.steps": 40, "train.log_every": 2, "train.checkpoint_every": 10, "train.snapshots": 5})
+    whole = grok.train(cfg, seeds=(0, 1), progress=False)
+    original = checkpoint.RunCheckpoint.save
+
+    def save_and_stop(self, resume, layout, steps_done):
+        original(self, resume, layout, steps_done)
+        raise KeyboardInterrupt  # a kill right after the first checkpoint
+
+    checkpoint.RunCheckpoint.save = save_and_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            grok.train(cfg, seeds=(0, 1), progress=False, out=tmp_path / "r")
+    finally:
+        checkpoint.RunCheckpoint.save = original
+    resumed = grok.train(cfg, seeds=(0, 1), progress=False, out=tmp_path / "r")
+    assert resumed.steps_with_snapshots == whole.steps_with_snapshots and len(whole.steps_with_snapshots) == 5
+    loaded = grok.load_run(tmp_path / "r")
+    for step in whole.steps_with_snapshots:
+        for name, value in whole.params_at(step, 1).items():
+            np.testing.assert_array_equal(loaded.params_at(step, 1)[name], value, err_msg=f"{step} {name}")
+    for name in whole.history:
+        np.testing.assert_array_equal(resumed.history[name], whole.history[name], err_msg=name)
