@@ -412,7 +412,7 @@ def prune_all(run, fractions: Sequence[float] | None = None, member: int = 0, se
 # --------------------------------------------------------------------------- pruned runs
 def pruned_run(run, result: PruneResult, fraction: float):
     """A one-member `Run`: `result.member` of `run` with the neurons of `result` pruned at `fraction`."""
-    from grok.run import Run, flatten_state
+    from grok.run import flatten_state
 
     fraction = check_fraction(fraction, "fraction")
     i = result.member
@@ -420,14 +420,9 @@ def pruned_run(run, result: PruneResult, fraction: float):
     mask = result.mask(fraction)
     _, params, _ = nnx.split(run.model(i), nnx.Param, ...)
     masked = MODELS.get(cfg.model.kind).prune(params, jnp.asarray(mask), cfg.model)
-    state = {name: np.asarray(arr[i : i + 1]) for name, arr in run.state.items()}
-    for name, arr in flatten_state(masked).items():
-        state[f"params/{name}"] = np.asarray(arr)[None]
-    history = {k: (v if k == "step" else np.asarray(v[i : i + 1])) for k, v in run.history.items()}
-    status = copy.deepcopy(run.status)
-    for key in ("diverged", "diverged_step"):
-        if isinstance(status.get(key), list) and len(status[key]) == run.n_members:
-            status[key] = [status[key][i]]
+    one = run.select([i])
+    one.state |= {f"params/{name}": np.asarray(arr)[None] for name, arr in flatten_state(masked).items()}
+    status = copy.deepcopy(one.status)
     row = int(np.argmin(np.abs(result.fractions - fraction)))
     status["pruned"] = {
         "order": result.order,
@@ -443,7 +438,7 @@ def pruned_run(run, result: PruneResult, fraction: float):
             else None
         ),
     }
-    return Run(config=run.config, members=[dict(run.members[i])], history=history, state=state, status=status)
+    return dataclasses.replace(one, status=status)
 
 
 def save_pruned(run, result: PruneResult, fraction: float, out_dir: str | Path) -> Path:
@@ -457,11 +452,10 @@ def model_run(cfg: Config, model: nnx.Module, *, status: Mapping[str, Any] | Non
     `cfg` must build a network of the same shapes (e.g. quadratic_mlp, task.p = p, widths = (N,)).
     The history is empty (one interval of NaN accuracies at step 0).
     """
-    from grok.run import Run, flatten_state
+    from grok.run import Run, state_arrays
 
     _, params, rest = nnx.split(model, nnx.Param, ...)
-    state = {f"params/{k}": v[None] for k, v in flatten_state(params).items()}
-    state |= {f"rest/{k}": v[None] for k, v in flatten_state(rest).items()}
+    state = {k: v[None] for k, v in state_arrays(params, rest).items()}
     nan = np.full((1, 1), np.nan, np.float32)
     history = {"step": np.zeros(1, np.int64)} | {name: nan for name in ("train_loss", "test_loss", *ACCURACY_NAMES)}
     history.pop("all_acc")

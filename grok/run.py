@@ -27,6 +27,13 @@ def flatten_state(state: Any) -> dict[str, np.ndarray]:
     return {name: np.asarray(leaf) for name, leaf in named_leaves(state).items()}
 
 
+def state_arrays(params: Any, rest: Any) -> dict[str, np.ndarray]:
+    """A member state's arrays as a run stores them: `params/<leaf>` and `rest/<leaf>`."""
+    return {f"params/{k}": v for k, v in flatten_state(params).items()} | {
+        f"rest/{k}": v for k, v in flatten_state(rest).items()
+    }
+
+
 def unflatten_into(state: Any, flat: Mapping[str, np.ndarray], *, require_all: bool = False) -> Any:
     """`state` with every leaf named in `flat` replaced by that array (same shape and dtype)."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
@@ -73,6 +80,24 @@ class Run:
     def diverged(self) -> np.ndarray:
         """Per member: did its loss or parameters become non-finite."""
         return np.asarray(self.status.get("diverged", [False] * self.n_members), bool)
+
+    def select(self, members: Sequence[int]) -> Run:
+        """A Run of some of this run's members (history, final state, status and snapshots)."""
+        idx = [self._check_member(i) for i in members]
+        status = dict(self.status)
+        for key in ("diverged", "diverged_step"):
+            if isinstance(status.get(key), list) and len(status[key]) == self.n_members:
+                status[key] = [status[key][i] for i in idx]
+        return Run(
+            config=self.config,
+            members=[dict(self.members[i]) for i in idx],
+            history={k: (v if k == "step" else np.asarray(v)[idx]) for k, v in self.history.items()},
+            state={k: np.asarray(v)[idx] for k, v in self.state.items()},
+            status=status,
+            snapshots=Snapshots(
+                {s: {k: v[idx] for k, v in self.snapshots[s].items()} for s in self.steps_with_snapshots}
+            ),
+        )
 
     def member_config(self, i: int) -> Config:
         """The full config of member `i` (kinds not registered in this process are kept as names)."""
@@ -168,8 +193,7 @@ class Run:
         history, state = group.history, group.state
         snapshots = Snapshots({step: {k: v[:n] for k, v in snap.items()} for step, snap in group.snapshots.items()})
         history = {k: (v if k == "step" else np.asarray(v)[:n]) for k, v in history.items()}
-        flat = {f"params/{k}": v[:n] for k, v in flatten_state(state.params).items()}
-        flat |= {f"rest/{k}": v[:n] for k, v in flatten_state(state.rest).items()}
+        flat = {k: v[:n] for k, v in state_arrays(state.params, state.rest).items()}
         record = {
             "state": "finished",
             "diverged": np.asarray(state.diverged)[:n].tolist(),

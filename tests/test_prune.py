@@ -27,6 +27,7 @@ from grok.prune import (
     neuron_iprs,
     prune,
     prune_all,
+    pruned_run,
     save_pruned,
 )
 from grok.run import Run
@@ -336,3 +337,21 @@ def test_cli_prints_table_writes_plot_and_pruned_run(coexist, tmp_path, capsys):
     for extra in bad:
         with pytest.raises(grok.ConfigError):
             run_command(["prune", str(path), *extra])
+
+
+def test_select_and_pruned_runs_are_built_from_one_member():
+    run = grok.train(
+        grok.preset("doshi-coexistence-small").override(**{"train.steps": 4, "train.log_every": 2}),
+        seeds=(0, 1, 2),
+        progress=False,
+    )
+    one = run.select([2])
+    assert one.members == [run.members[2]] and one.status["diverged"] == [run.status["diverged"][2]]
+    for name, value in run.history.items():
+        np.testing.assert_array_equal(one.history[name], value if name == "step" else value[2:3])
+    res = prune(run, order="low", fractions=[0.0, 0.5], member=2)
+    pruned = pruned_run(run, res, 0.5)
+    assert pruned.n_members == 1 and pruned.status["pruned"]["source_member"] == 2
+    kept = {k: v for k, v in pruned.state.items() if not k.startswith("params/")}
+    for name, value in kept.items():
+        np.testing.assert_array_equal(value, run.state[name][2:3])
