@@ -282,6 +282,7 @@ def train_members(
     notebook (True, or the metric names to draw; `grok.plots.live`).
     """
     configs = [base.override(**o) for o in overrides]
+    engine.ensure_precision(base)  # before any abstract shapes: float64 needs x64 switched on first
     memory.check_run(base, len(configs), out=out, n_devices=jax.device_count() if shard else 1)
     if base.train.snapshots:
         print(memory.snapshot_plan(base, len(configs)))

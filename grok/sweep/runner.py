@@ -151,6 +151,8 @@ def sweep(
     if n_proc > 1:
         shard = False
     mine = [b for b in batches if b.index % n_proc == proc]
+    for group in groups:  # before any abstract shapes: float64 needs x64 switched on first
+        engine.ensure_precision(group.config)
     check_memory(spec, mine, memory_bytes=memory_bytes, shard=shard)
     # one process per directory, unless the processes of one jax.distributed job share it on purpose
     with store.dir_lock(out) if n_proc == 1 else contextlib.nullcontext():
