@@ -22,6 +22,16 @@ from grok.memory import check_group_memory
 
 FAST = {"task.p": 7, "task.train_fraction": 0.5, "model.widths": [8, 8], "train.steps": 4, "train.log_every": 2}
 ROOT = Path(__file__).resolve().parents[1]
+TRAIN_FAST = [
+    "train",
+    "--preset",
+    "prieto-perpgrad-small",
+    "--quiet",
+    "--set",
+    "train.steps=4",
+    "--set",
+    "train.log_every=2",
+]
 
 
 def tiny(**extra) -> grok.Config:
@@ -133,22 +143,12 @@ def test_save_refuses_an_existing_run_unless_asked(small_run, tmp_path):
 def test_train_checks_out_before_training(small_run, tmp_path, capsys):
     small_run.save(tmp_path / "r")
     traces = grok.trace_count()
-    fast = [
-        "train",
-        "--preset",
-        "prieto-perpgrad-small",
-        "--quiet",
-        "--set",
-        "train.steps=4",
-        "--set",
-        "train.log_every=2",
-    ]
-    _one_line_exit_2([*fast, "--out", str(tmp_path / "r")], capsys, "already holds a run; pass --overwrite")
+    _one_line_exit_2([*TRAIN_FAST, "--out", str(tmp_path / "r")], capsys, "already holds a run; pass --overwrite")
     (tmp_path / "f").write_text("x")
-    _one_line_exit_2([*fast, "--out", str(tmp_path / "f")], capsys, "is a file")
-    _one_line_exit_2([*fast, "--out", ""], capsys, "--out: got ''")
+    _one_line_exit_2([*TRAIN_FAST, "--out", str(tmp_path / "f")], capsys, "is a file")
+    _one_line_exit_2([*TRAIN_FAST, "--out", ""], capsys, "--out: got ''")
     assert grok.trace_count() == traces  # nothing was trained
-    assert main([*fast, "--out", str(tmp_path / "r"), "--overwrite"]) == 0
+    assert main([*TRAIN_FAST, "--out", str(tmp_path / "r"), "--overwrite"]) == 0
     assert grok.load_run(tmp_path / "r").config.train.steps == 4
 
 
@@ -159,17 +159,7 @@ def test_a_run_may_not_be_written_inside_a_sweep(small_run, tmp_path, capsys):
     before = (batch_dir / "params.npz").read_bytes()
     with pytest.raises(store.RunDirError, match="belongs to the sweep"):
         small_run.save(batch_dir, overwrite=True)
-    fast = [
-        "train",
-        "--preset",
-        "prieto-perpgrad-small",
-        "--quiet",
-        "--set",
-        "train.steps=4",
-        "--set",
-        "train.log_every=2",
-    ]
-    _one_line_exit_2([*fast, "--out", str(batch_dir), "--overwrite"], capsys, "belongs to the sweep")
+    _one_line_exit_2([*TRAIN_FAST, "--out", str(batch_dir), "--overwrite"], capsys, "belongs to the sweep")
     assert (batch_dir / "params.npz").read_bytes() == before
     assert grok.sweep(spec, out=tmp_path / "s", progress=False).metric("test_acc").shape == (2, 1)  # still resumes
 

@@ -180,3 +180,21 @@ class Dense(nnx.Module):
         if self.bias is not None:
             y = y + self.bias[...][None, :]
         return y
+
+
+def member_kwargs(model_cfg: Any, *, rngs: nnx.Rngs, init_scale: Any, dropout: Any, param_dtype: DType) -> dict:
+    """What a built-in module takes from its member: the dynamic numbers (possibly traced), the
+    parameter dtype, the RNG streams, and whether dropout is applied at all (static: rate > 0)."""
+    return {
+        "init_scale": init_scale,
+        "dropout": dropout,
+        "param_dtype": param_dtype,
+        "rngs": rngs,
+        "use_dropout": model_cfg.dropout > 0,
+    }
+
+
+def need_tokens(kind: str, spec: Any) -> None:
+    """A model that embeds tokens needs token-pair inputs (the modular task)."""
+    if not spec.n_tokens:
+        raise ValueError(f"model.kind={kind!r} needs token-pair inputs (the modular task)")

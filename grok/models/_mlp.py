@@ -20,6 +20,8 @@ from grok.models._common import (
     dropout,
     dropout_stream,
     hyper_dtype,
+    member_kwargs,
+    need_tokens,
 )
 from grok.registry import register_model
 
@@ -252,7 +254,7 @@ def _check_quadratic(cfg: Any) -> None:
         raise ConfigError("model.widths", cfg.model.widths, "exactly one width N for the quadratic MLP")
 
 
-def _build_mlp(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype) -> MLP:
+def _build_mlp(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> MLP:
     del alpha, epsilon
     return MLP(
         n_in=int(spec.input_dim),
@@ -263,28 +265,19 @@ def _build_mlp(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, e
         init=model_cfg.init,
         use_bias=model_cfg.use_bias,
         batchnorm=model_cfg.batchnorm,
-        init_scale=init_scale,
-        dropout=dropout,
-        param_dtype=param_dtype,
-        rngs=rngs,
-        use_dropout=model_cfg.dropout > 0,
+        **member_kwargs(model_cfg, **member),
     )
 
 
-def _build_quadratic(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype):
+def _build_quadratic(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> QuadraticMLP:
     del alpha, epsilon
-    if not spec.n_tokens:
-        raise ValueError("model.kind='quadratic_mlp' needs token-pair inputs (the modular task)")
+    need_tokens("quadratic_mlp", spec)
     return QuadraticMLP(
         p=int(spec.n_tokens),
         width=model_cfg.widths[0],
         n_classes=int(spec.n_classes),
         batchnorm=model_cfg.batchnorm,
-        init_scale=init_scale,
-        dropout=dropout,
-        param_dtype=param_dtype,
-        rngs=rngs,
-        use_dropout=model_cfg.dropout > 0,
+        **member_kwargs(model_cfg, **member),
     )
 
 

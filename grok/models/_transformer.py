@@ -20,6 +20,8 @@ from grok.models._common import (
     dropout,
     dropout_stream,
     hyper_dtype,
+    member_kwargs,
+    need_tokens,
 )
 from grok.registry import register_model
 
@@ -142,10 +144,9 @@ def _check_transformer(cfg: Any) -> None:
         raise ConfigError("model.n_heads", cfg.model.n_heads, f"a divisor of model.d_model={cfg.model.d_model}")
 
 
-def _build_transformer(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype):
+def _build_transformer(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> Transformer:
     del alpha, epsilon
-    if not spec.n_tokens:
-        raise ValueError("model.kind='transformer' needs token-pair inputs (the modular task)")
+    need_tokens("transformer", spec)
     return Transformer(
         p=int(spec.n_tokens),
         n_classes=int(spec.n_classes),
@@ -155,11 +156,7 @@ def _build_transformer(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, 
         layernorm=model_cfg.layernorm,
         init=model_cfg.init,
         use_bias=model_cfg.use_bias,
-        init_scale=init_scale,
-        dropout=dropout,
-        param_dtype=param_dtype,
-        rngs=rngs,
-        use_dropout=model_cfg.dropout > 0,
+        **member_kwargs(model_cfg, **member),
     )
 
 
