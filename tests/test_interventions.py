@@ -112,6 +112,7 @@ def test_grokfast_numbers_are_per_member_under_vmap():
         ({"optim.transforms": ["fixed_norm"], "optim.fixed_norm.multiple": -2.0}, "optim.fixed_norm.multiple"),
         ({"optim.transforms": ["fixed_norm"], "optim.weight_decay": 1.0}, "optim.weight_decay"),
         ({"optim.kind": "muon", "optim.muon.beta": 1.5}, "optim.muon.beta"),
+        ({"optim.kind": "muon", "optim.muon.rms": -0.2}, "optim.muon.rms"),
     ],
 )
 def test_bad_hyperparameters_are_one_line_config_errors(overrides, field):
@@ -177,6 +178,24 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
     ua, _ = ref_a.update({k: grads[k] for k in rest}, ref_a.init(rest), rest)
     for k in rest:
         np.testing.assert_allclose(jax.tree.leaves(u[k]), jax.tree.leaves(ua[k]), rtol=1e-6)
+
+
+def test_muon_consistent_rms_gives_hidden_updates_the_chosen_rms():
+    """Orthogonalized n×n updates have RMS ≈ 1/√n; `rms=r` rescales them to RMS ≈ r (times lr)."""
+    n, lr = 64, 1e-2
+    rng = np.random.default_rng(6)
+    params = {"hidden": [{"kernel": jnp.asarray(rng.normal(size=(n, n)), jnp.float32)}]}
+    grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+
+    def update_rms(**kw):
+        tx = muon(lr, 0.9, 0.98, 1e-8, 0.0, **kw)
+        u, _ = tx.update(grads, tx.init(params), params)
+        return float(jnp.sqrt(jnp.mean(u["hidden"][0]["kernel"] ** 2))) / lr
+
+    width_scale, consistent = update_rms(), update_rms(rms=0.2)
+    assert 0.5 / np.sqrt(n) < width_scale < 1.5 / np.sqrt(n)  # optax's default: √max(1, fan_out/fan_in) = 1
+    np.testing.assert_allclose(consistent / width_scale, 0.2 * np.sqrt(n), rtol=1e-5)  # exactly r·√max(n, n)
+    assert 0.1 < consistent < 0.3
 
 
 def test_transform_numbers_are_swept_without_recompiling():

@@ -4,19 +4,27 @@
 `optim.kind = "muon"`: every 2-D parameter whose path names none of `optim.muon.exclude` (the
 input and output layers: `first`, `readout` of the MLPs; `tok_embed`, `pos_embed`, `unembed` of
 the transformer) is updated by `optax.contrib.muon` (optax ≥ 0.2.5: Nesterov momentum β,
-Newton–Schulz orthogonalization, the shape scale √max(1, fan_out/fan_in), decoupled weight decay,
-learning rate `optim.lr`). Every other parameter gets grok's AdamW (`optim.lr`, `b1`, `b2`, `eps`,
-`weight_decay`). A model without hidden matrices (a one-hidden-layer MLP) is trained by AdamW alone.
+Newton–Schulz orthogonalization, decoupled weight decay, learning rate `optim.lr`) with one of two
+update scales: by default optax's √max(1, fan_out/fan_in); with `optim.muon.rms = r > 0` the
+"consistent RMS" scale r·√max(fan_in, fan_out) of Liu et al. 2025 (*Muon is Scalable for LLM
+Training*; r = 0.2 there), which gives the orthogonalized update the RMS of a typical AdamW update,
+so that Muon can share AdamW's learning rate and weight decay. Without it an orthogonalized
+128×128 update has entries of size ~lr/√128, an order of magnitude below AdamW's ~lr, while the
+decoupled weight decay shrinks the matrix at AdamW's rate. Every other parameter gets grok's
+AdamW (`optim.lr`, `b1`, `b2`, `eps`, `weight_decay`). A model without hidden matrices (a
+one-hidden-layer MLP) is trained by AdamW alone.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import jax
 import optax
 from optax import contrib
 
+from grok.errors import ConfigError
 from grok.optim.base import adamw
 from grok.registry import register_transform
 
@@ -42,21 +50,34 @@ def hidden_matrix_labels(params: Any, exclude: str = EXCLUDE) -> Any:
 
 
 def muon(
-    lr, b1, b2, eps, weight_decay, beta: float = 0.95, ns_steps: int = 5, exclude: str = EXCLUDE
+    lr, b1, b2, eps, weight_decay, beta: float = 0.95, ns_steps: int = 5, exclude: str = EXCLUDE, rms: float = 0.0
 ) -> optax.GradientTransformation:
-    """Muon (`optax.contrib.muon`, Nesterov) on the hidden matrices, AdamW on the other parameters."""
-    hidden = contrib.muon(lr, beta=beta, ns_steps=ns_steps, eps=eps, weight_decay=weight_decay, nesterov=True)
+    """Muon (`optax.contrib.muon`, Nesterov) on the hidden matrices, AdamW on the other parameters.
+    `rms > 0`: the consistent-RMS update scale rms·√max(fan_in, fan_out) instead of optax's default."""
+    scale = {"consistent_rms": rms} if rms > 0 else {}
+    hidden = contrib.muon(lr, beta=beta, ns_steps=ns_steps, eps=eps, weight_decay=weight_decay, nesterov=True, **scale)
     rest = adamw(lr, b1, b2, eps, weight_decay)
     return optax.partition({"muon": hidden, "adamw": rest}, lambda p: hidden_matrix_labels(p, exclude))
+
+
+def _check(values: dict) -> None:
+    rms = values["rms"]
+    if not rms >= 0:
+        raise ConfigError("optim.muon.rms", rms, "a number >= 0 (0: optax's width scale; 0.2: consistent RMS)")
+    if rms > 0 and "consistent_rms" not in inspect.signature(contrib.muon).parameters:
+        allowed = f"0 with optax {optax.__version__}, whose contrib.muon has no consistent_rms"
+        raise ConfigError("optim.muon.rms", rms, allowed)
 
 
 register_transform(
     "muon",
     muon,
     shared=("lr", "b1", "b2", "eps", "weight_decay"),
-    static=("ns_steps",),
+    static=("ns_steps", "rms"),
     ranges={"beta": (0.0, 1.0)},
+    check=_check,
     beta=0.95,
     ns_steps=5,
     exclude=EXCLUDE,
+    rms=0.0,
 )
