@@ -161,16 +161,29 @@ def test_adamw_one_step_decoupled_decay():
             np.testing.assert_allclose(p0 * (1 - lr * wd) - got, lr * np.sign(g), rtol=1e-6)
 
 
-def test_adam_ignores_weight_decay_and_rejects_python_nonzero():
+def _adam_l2_ref(p, grads, *, lr, b1, b2, eps, wd):
+    """torch.optim.Adam(weight_decay=wd) in float64: g ← g + wd·p, then the Adam step."""
+    p = np.asarray(p, np.float64)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64) + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("wd", [0.0, 3.0])
+def test_adam_weight_decay_is_torch_coupled_l2(wd):
     rng = np.random.default_rng(2)
     p0 = rng.normal(size=(5,))
-    grads = [rng.normal(size=(5,)) for _ in range(2)]
-    tx = make_optimizer("adam", lr=0.01, b1=0.9, b2=0.999, eps=1e-8, weight_decay=jnp.asarray(3.0))
-    got = _run(tx, jnp.asarray(p0, jnp.float32), [jnp.asarray(g, jnp.float32) for g in grads])
-    ref = _adamw_ref(p0, grads, lr=0.01, b1=0.9, b2=0.999, eps=1e-8, wd=0.0)
-    np.testing.assert_allclose(np.asarray(got, np.float64), ref, rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="adamw"):
-        make_optimizer("adam", lr=0.01, weight_decay=0.1)
+    grads = [rng.normal(size=(5,)) for _ in range(3)]
+    hp = {"lr": 0.01, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
+    tx = make_optimizer("adam", **hp, weight_decay=jnp.asarray(wd))
+    got = np.asarray(_run(tx, jnp.asarray(p0, jnp.float32), [jnp.asarray(g, jnp.float32) for g in grads]), np.float64)
+    np.testing.assert_allclose(got, _adam_l2_ref(p0, grads, **hp, wd=wd), rtol=1e-5, atol=1e-7)
+    if wd:  # not AdamW's decoupled decay
+        assert np.max(np.abs(got - _adamw_ref(p0, grads, **hp, wd=wd))) > 1e-3
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

@@ -49,9 +49,10 @@ def adamw(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
     return optax.chain(scale_by_adam(b1, b2, eps), optax.add_decayed_weights(weight_decay), optax.scale(-lr))
 
 
-def adam(lr, b1, b2, eps) -> optax.GradientTransformation:
-    """Plain Adam (no weight decay: use adamw)."""
-    return optax.chain(scale_by_adam(b1, b2, eps), optax.scale(-lr))
+def adam(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
+    """Torch's Adam: the weight decay is an L2 term added to the gradient before the moments
+    (g ← g + wd·p, the coupled form the Grokfast code uses); wd = 0 is plain Adam."""
+    return optax.chain(optax.add_decayed_weights(weight_decay), scale_by_adam(b1, b2, eps), optax.scale(-lr))
 
 
 def sgd(lr, momentum, nesterov, weight_decay) -> optax.GradientTransformation:
@@ -61,5 +62,5 @@ def sgd(lr, momentum, nesterov, weight_decay) -> optax.GradientTransformation:
 
 
 register_transform("adamw", adamw, shared=("lr", "b1", "b2", "eps", "weight_decay"))
-register_transform("adam", adam, shared=("lr", "b1", "b2", "eps"))
+register_transform("adam", adam, shared=("lr", "b1", "b2", "eps", "weight_decay"))
 register_transform("sgd", sgd, shared=("lr", "momentum", "nesterov", "weight_decay"))

@@ -79,8 +79,6 @@ def make_optimizer(
     transforms' own hyperparameters by "name.option" (e.g. {"perp_grad.rescale": False}).
     `make_optimizer("adamw", lr=1e-2, transforms=["perp_grad"])` is ⊥AdamW [P].
     """
-    if kind == "adam" and isinstance(weight_decay, (int, float)) and weight_decay != 0:
-        raise ValueError(f"optimizer 'adam' has no weight decay (got weight_decay={weight_decay}); use 'adamw'")
     cfg = OptimConfig(kind=kind, transforms=tuple(transforms))
     values = {
         "optim.lr": lr,
