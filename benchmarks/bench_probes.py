@@ -50,7 +50,7 @@ P_LIKE = grok.preset("prieto-softmax-collapse").override(**{"task.p": 53, "train
 D_LIKE = grok.preset("doshi-coexistence-small").override(
     **{"task.p": 47, "model.widths": [256], "train.steps": 400, "train.log_every": 20}
 )
-K_LIKE = grok.preset("kumar-fig3a").override(**{"train.steps": 600, "train.log_every": 300})
+K_LIKE = grok.preset("kumar-fig3a").override(**{"train.steps": 600, "train.schedule": "linear", "train.log_every": 300})
 
 
 def _pieces(cfg: grok.Config):

@@ -54,6 +54,7 @@ SIZES = {
             "model.widths": [100],
             "optim.lr": 50.0,
             "train.steps": 600,
+            "train.schedule": "linear",
             "train.log_every": 40,
         },
         "axes": {"model.alpha": [0.0625, 0.25, 1.0, 4.0], "model.epsilon": [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]},

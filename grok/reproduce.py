@@ -31,7 +31,7 @@ from grok.phases import loss_crossings
 from grok.plots.reproduce import figure_doshi, figure_fig3a, figure_run
 
 FIG3A_ALPHAS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0)
-LOG_POINTS = 100  # evaluation steps of a reproduction, log-spaced (the NTK is evaluated at each)
+LOG_POINTS = 100  # evaluation steps of a reproduction of a linear preset, log-spaced (every probe at each)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,9 +268,10 @@ def reproductions() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- running one
-def log_plan(steps: int) -> dict[str, Any]:
-    """`train.*` for a run of `steps` evaluated at ~LOG_POINTS log-spaced steps (every probe at each)."""
-    return {"train.steps": steps, "train.schedule": "log", "train.log_points": min(LOG_POINTS, steps + 1)}
+def log_plan(steps: int, points: int = LOG_POINTS) -> dict[str, Any]:
+    """`train.*` for a run of `steps` evaluated at ~`points` log-spaced steps (every probe at each);
+    a run shorter than `points` evaluates at every step."""
+    return {"train.steps": steps, "train.schedule": "log", "train.log_points": min(points, steps + 1)}
 
 
 def build_config(name: str, steps: int | None = None, overrides: Mapping[str, Any] | None = None):
@@ -284,8 +285,10 @@ def build_config(name: str, steps: int | None = None, overrides: Mapping[str, An
     rep = REPRODUCTIONS[name]
     overrides = dict(overrides or {})
     cfg = preset(rep.preset).override(**{k: v for k, v in overrides.items() if k != "train.probes"})
-    # the papers draw time on a log axis: evaluate on a log schedule, so the first decade has points
-    plan = log_plan(cfg.train.steps if steps is None else steps) | {"train.ntk_every": None}
+    # the figures draw time on a log axis: a log schedule, so the first decade has points (a preset on
+    # a log schedule already, like [K]'s, keeps its number of points)
+    points = cfg.train.log_points if cfg.train.schedule == "log" else LOG_POINTS
+    plan = log_plan(cfg.train.steps if steps is None else steps, points) | {"train.ntk_every": None}
     if "ntk" in rep.probes and "train.ntk_subset" not in overrides:  # fewer examples than the subset (a shrunk run)
         plan["train.ntk_subset"] = min(cfg.train.ntk_subset, cfg.n_train)
     probes = overrides.get("train.probes", sorted(set(rep.probes) | set(cfg.train.probes)))

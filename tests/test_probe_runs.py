@@ -229,6 +229,7 @@ K_SMALL = {
     "model.epsilon": 0.25,
     "optim.lr": 50.0,  # η₀·N with η₀ = 0.5
     "train.steps": 3000,
+    "train.schedule": "linear",  # the NTK on an interval of its own needs a linear grid (the preset is log)
     "train.log_every": 20,
     "train.probes": ["ntk"],
     "train.ntk_every": 100,

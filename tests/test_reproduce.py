@@ -11,7 +11,8 @@ from helpers import assert_png, run_command
 import grok
 from grok.cli import build_parser
 from grok.errors import ConfigError
-from grok.reproduce import REPRODUCTIONS, build_config, reproduce
+from grok.presets import KUMAR_LOG_POINTS
+from grok.reproduce import LOG_POINTS, REPRODUCTIONS, build_config, reproduce
 
 # Every preset at the paper's size (the `-small` ones are CPU variants); tests/test_config.py
 # checks that the docs/architecture.md names are among them.
@@ -28,20 +29,47 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         cfg = build_config(name)
         paper = grok.preset(rep.preset)
         assert rep.preset in grok.presets() and not rep.preset.endswith("-small")
-        # the paper's size and recipe: only the probes and the (log) evaluation schedule are added
+        # the paper's size and recipe: only the probes and the (log) evaluation schedule are added; a
+        # preset on a log schedule already keeps its own
         assert cfg.train.steps == paper.train.steps and cfg.train.schedule == "log"
-        back = {"train.probes": [], "train.schedule": "linear", "train.log_points": 100, "train.ntk_every": None}
+        if paper.train.schedule == "log":
+            assert cfg.train.log_points == paper.train.log_points
+        else:
+            assert cfg.train.log_points == LOG_POINTS
+        back = {
+            "train.probes": [],
+            "train.schedule": paper.train.schedule,
+            "train.log_points": paper.train.log_points,
+            "train.ntk_every": None,
+        }
         assert cfg.override(**back) == paper
         assert set(cfg.train.probes) == set(rep.probes)
         assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]")) and rep.claim
-    assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the ~100 log-spaced steps
+    assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the log-spaced steps
 
 
+def test_kumar_presets_evaluate_on_the_log_schedule_reproduce_uses():
+    """[K] draws time on a log axis: its presets are on a log schedule, and a reproduction evaluates
+    at exactly the preset's steps (only the probes are added)."""
+    for name in ("kumar-fig1", "kumar-fig3a"):
+        paper = grok.preset(name)
+        assert paper.train.schedule == "log" and paper.train.log_points == KUMAR_LOG_POINTS
+        steps = grok.schedule.eval_steps(paper.train)
+        assert set(range(11)) <= set(steps.tolist()) and steps[-1] == paper.train.steps
+        assert len(steps) >= KUMAR_LOG_POINTS
+        np.testing.assert_array_equal(grok.schedule.eval_steps(build_config(name).train), steps)
+    for name in ("prieto-stablemax", "doshi-coexistence"):  # [P] and [D] draw linear time: a linear grid
+        assert grok.preset(name).train.schedule == "linear"
+
+
+@pytest.mark.parametrize("name", ["prieto-stablemax", "kumar-fig1"])
 @pytest.mark.parametrize("steps", [1, 7, 60, 300, 1000, 80_000])
-def test_log_plan_covers_the_first_decade(steps):
-    cfg = build_config("prieto-stablemax", steps)
+def test_log_plan_covers_the_first_decade(name, steps):
+    cfg = build_config(name, steps)
+    points = KUMAR_LOG_POINTS if name.startswith("kumar") else LOG_POINTS
     evaluated = grok.schedule.eval_steps(cfg.train)
-    assert evaluated[0] == 0 and evaluated[-1] == steps and len(evaluated) <= 111
+    assert evaluated[0] == 0 and evaluated[-1] == steps and len(evaluated) <= 1.11 * points
+    assert len(evaluated) == steps + 1 if steps < points else len(evaluated) >= points
     assert set(range(min(steps, 10) + 1)) <= set(evaluated.tolist())  # every one of the first ten steps
 
 
