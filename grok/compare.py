@@ -70,16 +70,17 @@ class Comparison:
     best: tuple[Score, ...]
     at_baseline_lr: tuple[Score, ...]
     all: dict[str, tuple[Score, ...]]  # method → its score at each lr of the grid
+    tuned: str = "lr"  # the short name of the axis each method is tuned over (`lr_axis`)
 
     def table(self) -> str:
         """The comparison as text: one row per method at its best lr, then at the baseline's lr.
 
         A best lr at either end of the grid is marked: the grid may not contain the true best."""
-        pct = f"{100 * self.threshold:g}%"
-        head = f"{'method':<28} {'lr':>9} {'median':>8} {'range':>13} {'never':>6} {'‖Δθ‖/step':>10}"
-        lines = [f"steps to {pct} test accuracy, each method at its own best lr (n = seeds)", head]
+        pct, t = f"{100 * self.threshold:g}%", self.tuned
+        head = f"{'method':<28} {t:>9} {'median':>8} {'range':>13} {'never':>6} {'‖Δθ‖/step':>10}"
+        lines = [f"steps to {pct} test accuracy, each method at its own best {t} (n = seeds)", head]
         lines += [_row(s) + (" (grid edge)" if s.lr in (min(self.lrs), max(self.lrs)) else "") for s in self.best]
-        lines += ["", f"at the baseline's lr ({self.baseline}: lr {self.baseline_lr:g})", head]
+        lines += ["", f"at the baseline's {t} ({self.baseline}: {t} {self.baseline_lr:g})", head]
         lines += [_row(s) for s in self.at_baseline_lr]
         return "\n".join(lines)
 
@@ -111,6 +112,7 @@ def compare(
 ) -> Comparison:
     """Score every method of a loaded sweep (`grok.load_sweep`) at its best lr and at the baseline's.
 
+    `lr_axis`: the axis each method is tuned over (any numeric axis, e.g. `optim.weight_decay`).
     `baseline`: a method's label (`method_label`), default the first method in grid order.
     """
     axes = {k: list(v) for k, v in sweep.axes.items()}
@@ -148,4 +150,5 @@ def compare(
         best=tuple(best.values()),
         at_baseline_lr=tuple(s[j] for s in scores.values()),
         all=scores,
+        tuned=lr_axis.rpartition(".")[2],
     )

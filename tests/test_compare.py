@@ -20,10 +20,11 @@ def test_steps_to_threshold_first_crossing_or_nan():
 class FakeSweep:
     """axes: method (2) × lr (3) × seed (3); test accuracy jumps to 1 at a chosen step per member."""
 
-    def __init__(self, jump: np.ndarray):
+    def __init__(self, jump: np.ndarray, tuned: str = "optim.lr"):
+        self.tuned = tuned
         self.axes = {
             "optim.transforms": np.asarray([(), ("grokfast_ema",)], dtype=object),
-            "optim.lr": np.asarray([1e-3, 3e-3, 1e-2]),
+            tuned: np.asarray([1e-3, 3e-3, 1e-2]),
             "seed": np.asarray([0, 1, 2]),
         }
         self.steps = np.arange(0, 1001, 100)
@@ -33,7 +34,7 @@ class FakeSweep:
         if name == "test_acc":
             return (self.steps[None, None, None, :] >= self.jump[..., None]).astype(float)
         assert name == "path_length"
-        lr = self.axes["optim.lr"][None, :, None, None]
+        lr = self.axes[self.tuned][None, :, None, None]
         return np.broadcast_to(lr * self.steps, (*self.jump.shape, self.steps.size))
 
 
@@ -57,6 +58,12 @@ def test_each_method_at_its_best_lr_and_at_the_baselines():
     table = cmp.table()
     assert "grokfast_ema" in table and "1/3" in table and "600" in table
     assert table.count("(grid edge)") == 1  # grokfast's best lr is the grid's smallest
+
+
+def test_any_numeric_axis_can_be_the_tuned_one():
+    cmp = compare(FakeSweep(np.full((2, 3, 3), 100), "optim.weight_decay"), lr_axis="optim.weight_decay")
+    assert cmp.tuned == "weight_decay" and compare(FakeSweep(np.full((2, 3, 3), 100))).tuned == "lr"
+    assert "best weight_decay" in cmp.table() and "baseline's weight_decay" in cmp.table()
 
 
 def test_never_reaching_seeds_make_the_median_never():

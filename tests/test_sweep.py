@@ -205,6 +205,8 @@ def test_presets_parse_and_are_sized_as_documented():
     k = SweepSpec.parse("kumar-phase")
     assert set(k.axes) >= {"model.alpha", "model.epsilon"} and len(k.groups()) == 1
     assert SweepSpec.parse("kumar-phase-small").n_members <= 128
+    gf = SweepSpec.parse("grokfast-small")  # [G]'s optimizer, each method tuned over the weight decay
+    assert gf.base.optim.kind == "adam" and 0.0 in gf.axes["optim.weight_decay"] and len(gf.groups()) == 2
 
 
 # --------------------------------------------------------------------------- training

@@ -37,7 +37,11 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("dir", help="a sweep directory written by `grok sweep`")
     p.add_argument("--threshold", type=float, default=0.9, help="test accuracy to reach (default 0.9)")
-    p.add_argument("--lr-axis", default="optim.lr", help="the learning-rate axis (default optim.lr)")
+    p.add_argument(
+        "--lr-axis",
+        default="optim.lr",
+        help="the axis each method is tuned over (default optim.lr; e.g. optim.weight_decay)",
+    )
     p.add_argument("--baseline", help="the baseline method's label (default: the first method)")
     p.add_argument("--out", help="PNG to write (default: DIR/compare.png)")
     p.set_defaults(func=cmd_compare)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from grok.compare import Comparison, Score
 
 
-def plot_scores(ax, scores: tuple[Score, ...], *, never_at: float, title: str = ""):
+def plot_scores(ax, scores: tuple[Score, ...], *, never_at: float, title: str = "", tuned: str = "lr"):
     """One strip per method: its seeds' steps (log axis), the never-reached ones at `never_at`."""
     rng = np.random.default_rng(0)
     for i, s in enumerate(scores):
@@ -28,7 +28,7 @@ def plot_scores(ax, scores: tuple[Score, ...], *, never_at: float, title: str = 
         ax.plot([i - 0.3, i + 0.3], [med, med], color="black", lw=1.5, zorder=4)
     ax.axhline(never_at, color="grey", ls=":", lw=1)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(scores)), [f"{s.method}\nlr {s.lr:.2g}" for s in scores], rotation=30, ha="right")
+    ax.set_xticks(range(len(scores)), [f"{s.method}\n{tuned} {s.lr:.2g}" for s in scores], rotation=30, ha="right")
     ax.set_ylabel("steps to threshold (dotted line: never)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
@@ -41,6 +41,10 @@ def comparison_figure(cmp: Comparison, path: str | Path, *, last_step: float) ->
     n = len(cmp.best)
     fig, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * n * 2), 4.2), sharey=True)
     pct = f"{100 * cmp.threshold:g}%"
-    plot_scores(axes[0], cmp.best, never_at=never_at, title=f"steps to {pct} test accuracy, each at its best lr")
-    plot_scores(axes[1], cmp.at_baseline_lr, never_at=never_at, title=f"at the baseline's lr ({cmp.baseline_lr:g})")
+    t = cmp.tuned
+    plot_scores(
+        axes[0], cmp.best, never_at=never_at, title=f"steps to {pct} test accuracy, each at its best {t}", tuned=t
+    )
+    title = f"at the baseline's {t} ({cmp.baseline_lr:g})"
+    plot_scores(axes[1], cmp.at_baseline_lr, never_at=never_at, title=title, tuned=t)
     return save_figure(fig, path)
