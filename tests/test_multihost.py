@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +229,33 @@ def test_the_distributed_options_reach_jax(monkeypatch, spec_file, tmp_path, cap
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, err
     assert len(calls) == 1 and not (tmp_path / "s").exists()
+
+
+def test_a_process_done_first_waits_on_disk_for_the_others_batches(spec_file, one_process, tmp_path, monkeypatch):
+    """Process 0 of 2 (faked in this process) trains b000 and b002, then waits until the peer's
+    batches appear whole in the directory — however late: no collective with a timeout is involved."""
+    from grok.sweep import runner
+
+    monkeypatch.setattr(runner.jax, "process_count", lambda: 2)
+    monkeypatch.setattr(runner.jax, "process_index", lambda: 0)
+    out, delay = tmp_path / "s", 3.0
+
+    def peer():  # writes its batches like a process would: a whole directory renamed into place
+        time.sleep(delay)
+        for name in ("b001", "b003"):
+            tmp = out / "groups/g000" / f".{name}.new-peer"
+            shutil.copytree(one_process.path / "groups/g000" / name, tmp)
+            os.rename(tmp, out / "groups/g000" / name)
+
+    writer = threading.Thread(target=peer)
+    start = time.perf_counter()
+    writer.start()
+    try:
+        sw = grok.sweep(spec_file, out, progress=False)
+    finally:
+        writer.join()
+    assert time.perf_counter() - start >= delay and not sw.missing
+    for name in ("b001", "b003"):  # the peer's, read as written, not retrained here
+        ref = one_process.path / "groups/g000" / name / "status.json"
+        assert (out / "groups/g000" / name / "status.json").read_bytes() == ref.read_bytes()
+    _assert_bit_identical(one_process, sw)
