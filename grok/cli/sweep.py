@@ -2,6 +2,7 @@
 
     grok sweep SPEC --out DIR [--quiet] [--dry-run]   # SPEC: a TOML file or a sweep preset name
     grok sweep SPEC --out DIR --distributed           # multi-host (or --coordinator, --num-processes, --process-id)
+                                                      # [--heartbeat-timeout SECONDS]
     grok sweep --list                                 # the sweep presets
 
 Running `grok sweep` again with the same SPEC and DIR resumes it. Bad input raises
@@ -17,18 +18,34 @@ from grok.errors import ConfigError
 
 
 def _init_distributed(args) -> None:
-    """`jax.distributed.initialize` from --distributed / --coordinator / --num-processes / --process-id."""
+    """`jax.distributed.initialize` from --distributed / --coordinator / --num-processes / --process-id.
+
+    The processes share fate: when one dies, the others end once its heartbeats have been missing for
+    --heartbeat-timeout seconds (finished batches are on disk; the same command resumes). JAX's
+    preemption service is switched off: a sweep has no preemption sync points, and the service
+    would swallow SIGTERM (`kill`, `timeout`, a scheduler's stop), leaving the process running.
+    """
     manual = (args.coordinator, args.num_processes, args.process_id)
     if not args.distributed and all(v is None for v in manual):
+        if args.heartbeat_timeout is not None:
+            raise ConfigError("--heartbeat-timeout", args.heartbeat_timeout, "only with --distributed or --coordinator")
         return
     if any(v is None for v in manual) and not all(v is None for v in manual):
         raise ConfigError("--coordinator", args.coordinator, "--coordinator, --num-processes and --process-id together")
+    timeout = {}
+    if args.heartbeat_timeout is not None:
+        if args.heartbeat_timeout < 1:
+            raise ConfigError("--heartbeat-timeout", args.heartbeat_timeout, "a whole number of seconds >= 1")
+        timeout = {"heartbeat_timeout_seconds": args.heartbeat_timeout}
     import jax
 
+    jax.config.update("jax_enable_preemption_service", False)
     if all(v is None for v in manual):
-        jax.distributed.initialize()  # cluster auto-detection (SLURM, Open MPI, TPU pods, JAX_* variables)
+        jax.distributed.initialize(**timeout)  # cluster auto-detection (SLURM, Open MPI, TPU pods, JAX_* variables)
     else:
-        jax.distributed.initialize(args.coordinator, num_processes=args.num_processes, process_id=args.process_id)
+        jax.distributed.initialize(
+            args.coordinator, num_processes=args.num_processes, process_id=args.process_id, **timeout
+        )
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -82,4 +99,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--coordinator", metavar="HOST:PORT", help="multi-host without auto-detection: process 0's address")
     p.add_argument("--num-processes", type=int, help="multi-host: number of processes (with --coordinator)")
     p.add_argument("--process-id", type=int, help="multi-host: this process's index (with --coordinator)")
+    p.add_argument(
+        "--heartbeat-timeout",
+        type=int,
+        metavar="SECONDS",
+        help="multi-host: how long the other processes wait for a dead process's heartbeats before they "
+        "stop too (default: jax.distributed's, 100 s); finished batches stay on disk",
+    )
     p.set_defaults(func=cmd_sweep)

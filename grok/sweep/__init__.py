@@ -38,11 +38,13 @@ others (leftover temporary files are removed first); a different spec in the sam
 **Multi-host.** Under `jax.distributed.initialize()` (one process per host or per accelerator)
 the same `grok sweep SPEC --out DIR --distributed` command (cluster auto-detection; or
 `--coordinator HOST:PORT --num-processes N --process-id I`), started on every process with a
-shared DIR, splits the batches: process i trains the batches whose global index b has b % process_count == i and
-writes their directories; at the end the processes meet at a barrier and each can load the whole
-sweep. In multi-process mode each process runs its batches on its own first local device
-(`shard=False`): start one process per accelerator. A killed multi-host sweep resumes like a
-single-host one, with any number of processes.
+shared DIR, splits the batches: process i trains the batches whose global index b has
+b % process_count == i and writes their directories; at the end each process waits until every
+batch is on disk (no collective) and can load the whole sweep. If a process dies, JAX ends the
+others after `--heartbeat-timeout` seconds; their finished batches are kept. In multi-process
+mode each process runs its batches on its own first local device (`shard=False`): start one
+process per accelerator. A killed multi-host sweep resumes like a single-host one, with any
+number of processes.
 
 `load_sweep(DIR)` gives the results as labelled arrays: `.axes` (name → values, `seed` last),
 `.metric(name)` `[*axes, seeds]`, `.history(name)` `[*axes, seeds, intervals]`, `.steps`,

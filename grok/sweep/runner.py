@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -139,7 +140,7 @@ def sweep(
     before anything compiles. Complete batches in `out` are skipped untouched. `on_batch(batch,
     run)` is called after each batch is saved. Under `jax.distributed` with several processes,
     each trains its share of the batches (see the `grok.sweep` package docstring); a process returns the
-    whole sweep after a barrier.
+    whole sweep once every batch is on disk (the shared directory is the barrier).
     """
     if out is None or not str(out).strip():
         raise ConfigError("--out", out, "a directory for the sweep's results")
@@ -158,7 +159,27 @@ def sweep(
     with store.dir_lock(out) if n_proc == 1 else contextlib.nullcontext():
         _run_batches(spec, out, mine, progress=progress, shard=shard, on_batch=on_batch)
     if n_proc > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"grok-sweep:{out.resolve()}")
+        _wait_for_batches(out, batches, progress=progress)
     return load_sweep(out)
+
+
+def _wait_for_batches(out: Path, batches: list[Batch], *, progress: bool, poll_seconds: float = 1.0) -> None:
+    """Wait until every batch is complete on disk, the other processes' included.
+
+    The shared directory is the barrier; no collective runs. A device barrier (Gloo on CPU) would
+    fail when one process finishes its share more than its timeout (30 s) before another, and a
+    sweep needs no communication between its processes. If a peer dies, `jax.distributed` ends this
+    process too once the peer's heartbeats stop (the processes share fate; `--heartbeat-timeout`),
+    its own batches already saved.
+    """
+    missing = [b for b in batches if not batch_complete(out, b)]
+    if missing and progress:
+        print(
+            f"process {jax.process_index()}: its batches are saved; waiting for {len(missing)} batch(es) "
+            f"of the other processes in {str(out)!r}",
+            file=sys.stderr,
+            flush=True,
+        )
+    while missing:
+        time.sleep(poll_seconds)
+        missing = [b for b in missing if not batch_complete(out, b)]
