@@ -8,7 +8,9 @@ cross-entropy and AdamW (β = 0.9, 0.98, decoupled weight decay, as `nanda-progr
 step 0 and at the end (and, in the last row, with `nanda-progress`'s own logging: every 100 steps
 with the `progress` probe). Everything is compiled by an untimed first call; a row is the fastest of
 a few calls. The engine's extra work per step is its divergence check (a finiteness test of every
-new parameter), the path length (‖θ_{t+1} − θ_t‖) and the optimizer's injected hyperparameters.
+new parameter), the path length (‖θ_{t+1} − θ_t‖) and the optimizer's injected hyperparameters; the
+row "the engine step alone" times just that step (`MemberProgram.step` in `jit(scan)`) at the small
+size, without the run around it (initialization, evaluations, host loop).
 
 Sizes: `nanda-progress-small` (p = 47) and the paper's `nanda-progress` (p = 113), each timed over
 `STEPS` steps; the paper run's total is extrapolated to its 40 000 steps.
@@ -23,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 import grok
+from grok import engine
 
 STEPS = 1000
 
@@ -108,6 +111,19 @@ def engine_seconds(cfg: grok.Config, repeats: int) -> float:
     return best_seconds(train, repeats=repeats)
 
 
+def step_program(cfg: grok.Config, steps: int):
+    """The engine's own step (`MemberProgram.step`: divergence check, path length, AdamW) as `jit(scan)`,
+    with no evaluation or host loop around it, and its inputs: what the engine adds to the plain step."""
+    static, dyn = engine.stack_dynamic([cfg])
+    one = {k: jnp.asarray(v[0]) for k, v in dyn.items()}
+    prog = engine.member_program(static)
+
+    def train(state, dyn):
+        return jax.lax.scan(lambda s, _: (prog.step(s, dyn), None), state, None, length=steps)[0].params
+
+    return jax.jit(train), (jax.jit(prog.init_state)(one), one)
+
+
 def run() -> dict[str, float]:
     out: dict[str, float] = {}
     print(f"{STEPS} full-batch steps, one member, one CPU device; µs per step (fastest of a few calls)")
@@ -123,6 +139,11 @@ def run() -> dict[str, float]:
         print(f"{label:>40}{engine_us:>10.0f}{plain_us:>11.0f}{engine_us / plain_us:>7.2f}x", flush=True)
         key = name.replace("-", "_")
         out |= {f"{key}_engine_us": engine_us, f"{key}_plain_us": plain_us, f"{key}_ratio": engine_us / plain_us}
+        if name == "nanda-progress-small":
+            fn, args = step_program(cfg, STEPS)
+            step_us = 1e6 * best_seconds(fn, *args, repeats=repeats) / STEPS
+            print(f"{'  the engine step alone, jit(scan)':>40}{step_us:>10.0f}{'':>11}{step_us / plain_us:>7.2f}x")
+            out[f"{key}_step_us"] = step_us
     logged = paper.override(**{"train.steps": STEPS, "train.probes": ["progress"]})
     probe_us = 1e6 * engine_seconds(logged, 1) / STEPS
     per_step = {"probe": probe_us, "engine": engine_us, "plain": plain_us}
