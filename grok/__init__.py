@@ -33,6 +33,7 @@ from grok.config import (  # noqa: E402
 from grok.engine import trace_count  # noqa: E402
 from grok.errors import ConfigError  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
+from grok.progress_posthoc import progress_with_final_keys  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
 from grok.prune import prune  # noqa: E402
 from grok.registry import (  # noqa: E402
@@ -77,6 +78,7 @@ __all__ = [
     "preset",
     "presets",
     "probe_history",
+    "progress_with_final_keys",
     "prune",
     "register_model",
     "register_probe",

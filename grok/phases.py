@@ -171,3 +171,9 @@ def progress_phases(
         "cleanup": cleanup,
         "generalized": generalized,
     }
+
+
+def progress_phase_record(history: dict[str, np.ndarray]) -> dict[str, list[int | None]]:
+    """`progress_phases` of a run's history as JSON for its `status.json`: {phase: [step or None per member]}."""
+    phases = progress_phases(history["step"], history["train_acc"], history["test_loss"], history["test_acc"])
+    return {name: [None if np.isnan(v) else int(v) for v in values] for name, values in phases.items()}

@@ -19,6 +19,7 @@ from grok import engine, memory, store
 from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
+from grok.phases import progress_phase_record
 from grok.snapshots import Snapshots, named_leaves, path_name
 
 
@@ -88,6 +89,8 @@ class Run:
         for key in ("diverged", "diverged_step"):
             if isinstance(status.get(key), list) and len(status[key]) == self.n_members:
                 status[key] = [status[key][i] for i in idx]
+        if isinstance(status.get(PHASES_KEY), dict):
+            status[PHASES_KEY] = {k: [v[i] for i in idx] for k, v in status[PHASES_KEY].items()}
         return Run(
             config=self.config,
             members=[dict(self.members[i]) for i in idx],
@@ -203,7 +206,10 @@ class Run:
             "jax_version": jax.__version__,
             "backend": jax.default_backend(),
             "n_devices": jax.device_count(),
-        } | dict(status or {})
+        }
+        if "progress" in config.train.probes:  # [N]'s phase starts, per member (docs/formulas.md §6.5)
+            record[PHASES_KEY] = progress_phase_record(history)
+        record |= dict(status or {})
         return cls(
             config=config,
             members=[dict(m) for m in members],
@@ -255,6 +261,9 @@ def load_run(path: str | Path) -> Run:
         snapshots=Snapshots.load(path),
     )
 
+
+# `status.json` key of the phase starts of a run with the `progress` probe.
+PHASES_KEY = "progress_phases"
 
 # Metrics every saved run has, [members, intervals]: a history without them is not a run's.
 LOGGED = ("train_loss", "test_loss", "test_acc")

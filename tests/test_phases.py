@@ -116,3 +116,26 @@ def test_progress_phases_on_constructed_curves():
     assert ph["cleanup"][0] == 600  # 0.3 ≤ 15/10; 2.0 is not
     assert np.isnan(ph["cleanup"][1])
     assert ph["generalized"][0] == 700 and np.isnan(ph["generalized"][1])
+
+
+def test_progress_phase_record_is_json_with_none_for_never():
+    import json
+
+    from grok.phases import progress_phase_record
+
+    steps = np.arange(0, 500, 100)
+    history = {
+        "step": steps,
+        "train_acc": np.array([[0.2, 1, 1, 1, 1], [0.2, 0.3, 0.3, 0.3, 0.3]]),
+        "test_loss": np.array([[4.0, 6, 0.5, 0.1, 0.01], [4.0, 5, 6, 7, 8]]),
+        "test_acc": np.array([[0.0, 0.1, 0.9, 0.99, 1], [0.0] * 5]),
+    }
+    record = progress_phase_record(history)
+    assert record == {
+        "memorization": [0, 0],
+        "circuit_formation": [100, None],
+        "cleanup": [200, None],  # 0.5 ≤ 6/10
+        "generalized": [300, None],
+    }
+    assert json.loads(json.dumps(record)) == record
+    assert all(type(v) is int for v in record["cleanup"][:1])

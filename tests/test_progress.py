@@ -222,3 +222,96 @@ def test_in_run_measures_match_the_saved_model():
         out = measures(run.model(i), run.dataset(i), 11, "add", key_mask=np.r_[False, [True] * k])
         assert np.isfinite(float(out["restricted_loss"])) and np.isfinite(float(out["excluded_loss"]))
     assert np.all(h["n_key_freqs"][:, 0] == 0) and np.all(np.isnan(h["restricted_loss"][:, 0]))
+
+
+@pytest.fixture(scope="module")
+def snap_run():
+    """Two members with the probe and a snapshot at every logged step."""
+    cfg = _cfg(**{"train.steps": 40, "train.log_every": 10, "train.snapshots": 5, "optim.lr": 1e-2})
+    return grok.train(cfg, seeds=(0, 1), progress=False)
+
+
+COMPARED = (
+    "fourier_embed",
+    "n_key_freqs",
+    "restricted_loss",
+    "excluded_loss",
+    "gini_embed",
+    "gini_logit",
+    "sum_sq_weights",
+    "neuron_freq_frac",
+    "neuron_freq_frac_mean",
+)
+
+
+def test_final_keys_post_hoc_equal_the_in_run_values_where_the_keys_agree(snap_run):
+    from grok.probing.progress import final_key_masks
+
+    h = snap_run.history
+    values = grok.progress_with_final_keys(snap_run)
+    assert list(values["step"]) == snap_run.steps_with_snapshots == list(h["step"])
+    final = final_key_masks(snap_run)
+    assert final.shape == (2, 6)
+    assert np.array_equal(values["key_freq"], np.broadcast_to(final[:, None], values["key_freq"].shape))
+    assert np.array_equal(values["current_key_freq"], h["key_freq"])  # each snapshot's own keys, as in the run
+    agree = np.all(h["key_freq"] == final[:, None], axis=-1)  # [members, snapshots]
+    assert agree[:, -1].all()  # the final snapshot is the final model
+    for name in COMPARED:
+        assert values[name].shape == h[name].shape, name
+        rtol, atol = (1e-3, 1e-5) if name == "neuron_freq_frac" else (1e-4, 1e-6)  # as the test above
+        np.testing.assert_allclose(values[name][agree], h[name][agree], rtol=rtol, atol=atol, err_msg=name)
+
+
+def test_final_keys_come_from_the_final_embedding(snap_run):
+    """A final embedding built from known modes: those are the keys at every snapshot, and the losses
+    there equal `progress_measures` of the snapshot's model with that mask (finite, where the run's are NaN)."""
+    import dataclasses
+
+    from flax import nnx
+
+    from grok.probing.progress import progress_measures
+
+    rng = np.random.default_rng(3)
+    emb = np.array(snap_run.state["params/tok_embed"])
+    wanted = ({2: 1.0}, {3: 1.0, 5: 0.7})
+    for i, freqs in enumerate(wanted):
+        emb[i, :11] = _modes(11, freqs, emb.shape[-1], rng)
+    run = dataclasses.replace(snap_run, state=snap_run.state | {"params/tok_embed": emb})
+    steps = snap_run.steps_with_snapshots[:2]
+    values = grok.progress_with_final_keys(run, steps=steps)
+    measures = nnx.jit(progress_measures, static_argnums=(2, 3))
+    for i, freqs in enumerate(wanted):
+        assert set(np.flatnonzero(values["key_freq"][i, 0])) == set(freqs)
+        for j, step in enumerate(steps):
+            direct = measures(run.model(i, step=step), run.dataset(i), 11, "add", key_mask=values["key_freq"][i, j])
+            for name in ("restricted_loss", "excluded_loss"):
+                assert np.isfinite(values[name][i, j]), (name, i, step)
+                np.testing.assert_allclose(values[name][i, j], float(direct[name]), rtol=1e-4, err_msg=name)
+    assert np.all(np.isnan(snap_run.history["restricted_loss"][:, 0]))  # no key in the random start
+
+
+def test_final_keys_bad_input(snap_run):
+    import dataclasses
+
+    from grok.snapshots import Snapshots
+
+    with pytest.raises(grok.ConfigError, match="the nearest are"):
+        grok.progress_with_final_keys(snap_run, steps=[15])
+    with pytest.raises(grok.ConfigError, match="train.snapshots"):
+        grok.progress_with_final_keys(dataclasses.replace(snap_run, snapshots=Snapshots()))
+
+
+def test_phase_starts_are_saved_with_the_run(snap_run, tmp_path):
+    import json
+
+    from grok.phases import progress_phase_record
+
+    record = snap_run.status["progress_phases"]
+    assert record == progress_phase_record(snap_run.history)
+    assert set(record) == {"memorization", "circuit_formation", "cleanup", "generalized"}
+    assert all(len(v) == 2 for v in record.values())
+    path = snap_run.save(tmp_path / "run")
+    assert json.loads((path / "status.json").read_text())["progress_phases"] == record
+    loaded = grok.load_run(path)
+    assert loaded.status["progress_phases"] == record
+    assert loaded.select([1]).status["progress_phases"] == {k: [v[1]] for k, v in record.items()}

@@ -6,7 +6,8 @@ Every log interval, for a one-layer transformer on (a ± b) mod p, over the full
 `neuron_freq_frac` / `neuron_freq` (per MLP neuron) and `neuron_freq_frac_mean`. The key
 frequencies are those of the current embedding (formulas §5 states the rule); with none, the
 restricted and excluded losses are NaN. `progress_measures` computes the same numbers for a saved
-model with a given set of key frequencies (as [N] does with the final model's).
+model with a given set of key frequencies; `progress_with_final_keys(run)` computes them on a run's
+snapshots with each member's final key frequencies, as [N] do (`grok/progress_posthoc.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from grok.errors import ConfigError
 from grok.forward import tree_norm
@@ -64,6 +66,14 @@ def progress_probe(x: ProbeInputs) -> dict[str, Array]:
     out = progress_measures(x.model(), x.data, cfg.task.p, cfg.task.op, logit_scale=x.dyn["loss.logit_scale"])
     out["sum_sq_weights"] = jnp.square(tree_norm(x.params))
     return out
+
+
+def final_key_masks(run) -> np.ndarray:
+    """Each member's key frequencies in its final trained embedding → bool [members, K+1]."""
+    p = run.config.task.p
+    embed = np.asarray(run.state["params/tok_embed"])[:, :p]
+    power = jax.vmap(progress.frequency_power)(jnp.asarray(embed))
+    return np.asarray(jax.vmap(progress.key_frequency_mask)(power))
 
 
 def _requires(cfg) -> str | None:
