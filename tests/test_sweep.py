@@ -447,7 +447,7 @@ def test_multi_process_sweep_splits_batches_and_each_process_sees_the_whole_grid
     procs = [subprocess.Popen([*cmd, str(i)], env=env, cwd=root, stdout=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    assert all("saved to" in text for text in outputs)  # each process loaded the whole sweep once every batch was on disk
+    assert all("saved to" in text for text in outputs)  # each loaded the whole sweep once it was on disk
     sw = load_sweep(out)
     assert sw.shape == (4, 2) and sw.present.all() and np.isfinite(sw.metric("train_loss")).all()
     for b in (0, 1):  # batch b was trained by process b % 2

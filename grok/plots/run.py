@@ -310,7 +310,7 @@ def plot_key_spectrum(ax, run, *, member: int = 0):
     ax.set_xticks(ticks + 0.5, [str(int(steps[t])) for t in ticks])
     ax.set_yticks(keys)
     ax.set_ylabel("frequency k")
-    ax.set_title(f"embedding norm per frequency ({_member_label(run, member)}); final keys {list(keys)}", fontsize=9)
+    ax.set_title(f"embedding norm per frequency ({_member_label(run, member)}); final keys {keys.tolist()}", fontsize=9)
     return ax
 
 
