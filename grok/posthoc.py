@@ -5,6 +5,8 @@
 (data, θ₀, each probe's `init` reference: all deterministic), puts each snapshot's parameters and
 model state in it, and evaluates the probes, as one compiled program vmapped over members and,
 inside, over snapshots. The result is shaped like `run.history`: `[members, snapshots, ...]`.
+Snapshots that lack some state are refused only when a probe reads it: the error names each
+such probe and the leaves it needs (found from its traced program, before anything compiles).
 """
 
 from __future__ import annotations
@@ -20,29 +22,71 @@ import numpy as np
 from grok import engine
 from grok.config import check_registered
 from grok.errors import ConfigError
-from grok.snapshots import path_name
+from grok.snapshots import path_name, state_leaves
 
 Array = jax.Array
 
 
 def _substitute(tree: Any, saved: Mapping[str, Array], prefix: str) -> Any:
-    """`tree` with each leaf replaced by the saved array of the same name (PRNG keys are kept)."""
+    """`tree` with each leaf replaced by the saved array of the same name. PRNG keys are kept, and
+    so is a leaf the snapshots lack: `_check_missing` has made sure none of the probes reads it."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
     out = []
     for path, leaf in leaves:
         name = prefix + path_name(path)
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            out.append(leaf)
-        elif name in saved:
+        if name in saved and not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             out.append(jnp.asarray(saved[name], leaf.dtype))
         else:
-            raise ConfigError(
-                "probe_history",
-                name,
-                f"state the snapshots kept ({', '.join(sorted(saved))}); the probes need {name!r}, "
-                "which these snapshots lack",
-            )
+            out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _check_missing(static, dyn: Mapping[str, np.ndarray], names: Sequence[str], kept: set[str]) -> None:
+    """A ConfigError naming each probe that reads state the snapshots lack, and what it reads.
+
+    The step-0 state is built abstractly (nothing runs); a leaf no probe reads is left at its
+    step-0 value, which changes no result."""
+    shapes = tuple((k, v.shape[1:], np.dtype(v.dtype).str) for k, v in sorted(dyn.items()))
+    needs = _missing_reads(static, engine.registration_tokens(static), tuple(names), frozenset(kept), shapes)
+    if needs:
+        what = "; ".join(f"probe {name!r} needs {', '.join(map(repr, leaves))}" for name, leaves in needs)
+        raise ConfigError(
+            "probe_history",
+            sorted({leaf for _, leaves in needs for leaf in leaves}),
+            f"snapshots holding what each probe reads: {what}, which these snapshots lack "
+            f"(they keep {', '.join(sorted(kept))})",
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _missing_reads(static, tokens: tuple[int, ...], names: tuple[str, ...], kept: frozenset[str], shapes: tuple):
+    """((probe, [leaves it reads that are not in `kept`]), ...) for the probes that read any;
+    cached like the programs (`tokens`: the registrations used; `shapes`: one member's dyn)."""
+    del tokens
+    prog = engine.member_program(static)
+    dyn = {k: jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for k, shape, dtype in shapes}
+    start = jax.eval_shape(prog.init_state, dyn)
+    missing = set(state_leaves(start.params, start.rest)) - kept
+    if not missing:
+        return ()
+    needs = ((name, sorted(set(_reads(prog, start, dyn, name)) & missing)) for name in names)
+    return tuple((name, leaves) for name, leaves in needs if leaves)
+
+
+def _reads(prog, start, member_dyn: Mapping[str, jax.ShapeDtypeStruct], name: str) -> list[str]:
+    """The state leaves (`params/...`, `rest/...`) that probe `name`'s outputs depend on, found by
+    removing dead code from its traced program (every leaf when that is not possible)."""
+    closed = jax.make_jaxpr(lambda state, d: prog.probes(state, d, (name,)))(start, member_dyn)
+    paths = [path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(start)[0]]
+    paths += [""] * len(jax.tree_util.tree_leaves(member_dyn))  # the arguments in order: state, then dyn
+    try:
+        from jax._src.interpreters.partial_eval import dce_jaxpr
+
+        _, used = dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+    except (ImportError, AttributeError, TypeError, ValueError):  # JAX's internal helper; without it, all are read
+        used = [True] * len(paths)
+    # the state is a NamedTuple, so a leaf's path starts with its field: `params/...`, `rest/...`
+    return [p for p, u in zip(paths, used, strict=True) if u and p.startswith(("params/", "rest/"))]
 
 
 def probe_config(run, probes: Sequence[str]):
@@ -77,7 +121,10 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
     cfg = probe_config(run, probes)
     static, dyn = engine.stack_dynamic([cfg.override(**m) for m in run.members])
     engine.ensure_precision(static)
-    saved = {name: np.stack([run.snapshots[s][name] for s in steps], axis=1) for name in run.snapshots[steps[0]]}
+    snaps = [run.snapshots[s] for s in steps]  # one file read per step for a loaded run
+    saved = {name: np.stack([snap[name] for snap in snaps], axis=1) for name in snaps[0]}
+    del snaps
+    _check_missing(static, dyn, tuple(cfg.train.probes), set(saved))
     program = _program(static, engine.registration_tokens(static), tuple(cfg.train.probes))
     out = program({k: jnp.asarray(v) for k, v in dyn.items()}, saved, jnp.asarray(steps, jnp.int32))
     return {k: np.asarray(v) for k, v in out.items()} | {"step": np.asarray(steps, np.int64)}
