@@ -77,16 +77,10 @@ def _reads(prog, start, member_dyn: Mapping[str, jax.ShapeDtypeStruct], name: st
     """The state leaves (`params/...`, `rest/...`) that probe `name`'s outputs depend on, found by
     removing dead code from its traced program (every leaf when that is not possible)."""
     closed = jax.make_jaxpr(lambda state, d: prog.probes(state, d, (name,)))(start, member_dyn)
-    paths = [path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(start)[0]]
-    paths += [""] * len(jax.tree_util.tree_leaves(member_dyn))  # the arguments in order: state, then dyn
-    try:
-        from jax._src.interpreters.partial_eval import dce_jaxpr
-
-        _, used = dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
-    except (ImportError, AttributeError, TypeError, ValueError):  # JAX's internal helper; without it, all are read
-        used = [True] * len(paths)
+    read = _read_arguments(closed, (start, member_dyn))[0]
     # the state is a NamedTuple, so a leaf's path starts with its field: `params/...`, `rest/...`
-    return [p for p, u in zip(paths, used, strict=True) if u and p.startswith(("params/", "rest/"))]
+    paths = jax.tree_util.tree_flatten_with_path(read)[0]
+    return [path_name(p) for p, used in paths if used and path_name(p).startswith(("params/", "rest/"))]
 
 
 def probe_config(run, probes: Sequence[str]):
@@ -118,16 +112,47 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
     steps = run.steps_with_snapshots if steps is None else [int(s) for s in steps]
     for s in steps:
         run._snapshot(s)  # a step without a snapshot names the nearest ones
+    if not steps:
+        raise ConfigError("steps", [], "one or more snapshot steps")
     cfg = probe_config(run, probes)
     static, dyn = engine.stack_dynamic([cfg.override(**m) for m in run.members])
     engine.ensure_precision(static)
     snaps = [run.snapshots[s] for s in steps]  # one file read per step for a loaded run
-    saved = {name: np.stack([snap[name] for snap in snaps], axis=1) for name in snaps[0]}
-    del snaps
-    _check_missing(static, dyn, tuple(cfg.train.probes), set(saved))
+    _check_missing(static, dyn, tuple(cfg.train.probes), set(snaps[0]))
     program = _program(static, engine.registration_tokens(static), tuple(cfg.train.probes))
-    out = program({k: jnp.asarray(v) for k, v in dyn.items()}, saved, jnp.asarray(steps, jnp.int32))
+    dyn = {k: jnp.asarray(v) for k, v in dyn.items()}
+    at = jnp.asarray(steps, jnp.int32)
+    # traced once (the call below reuses the trace): only the leaves the probes read are stacked;
+    # the others are passed as a broadcast view of the first snapshot (jit drops unused arguments)
+    shapes = {k: jax.ShapeDtypeStruct((v.shape[0], len(steps), *v.shape[1:]), v.dtype) for k, v in snaps[0].items()}
+    read = _read_arguments(program.trace(dyn, shapes, at).jaxpr, (dyn, shapes, at))[1]
+    saved = {
+        k: np.stack([snap[k] for snap in snaps], axis=1) if read[k] else np.broadcast_to(v[:, None], shapes[k].shape)
+        for k, v in snaps[0].items()
+    }
+    del snaps
+    out = program(dyn, saved, at)
     return {k: np.asarray(v) for k, v in out.items()} | {"step": np.asarray(steps, np.int64)}
+
+
+def _used_inputs(closed) -> list[bool]:
+    """Which inputs of a traced program its outputs depend on (dead code removed); all of them when
+    JAX's internal helper for that is not available."""
+    try:
+        from jax._src.interpreters.partial_eval import dce_jaxpr
+
+        return list(dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))[1])
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return [True] * len(closed.jaxpr.invars)
+
+
+def _read_arguments(closed, args: tuple) -> tuple:
+    """`args` with each leaf replaced by whether the traced program's outputs depend on it."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    used = _used_inputs(closed)
+    if len(used) != len(leaves):  # not one input per leaf: count every one as read
+        used = [True] * len(leaves)
+    return jax.tree_util.tree_unflatten(treedef, used)
 
 
 @functools.lru_cache(maxsize=32)
