@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 JOBS   ?= 2
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo test test-fast lint format bench notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# JupyterLab and ipywidgets (the `notebook` extra) go into the venv only here, never in setup or test
+notebooks: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,notebook]"
+	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache runs

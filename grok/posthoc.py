@@ -5,6 +5,8 @@
 (data, θ₀, each probe's `init` reference: all deterministic), puts each snapshot's parameters and
 model state in it, and evaluates the probes, as one compiled program vmapped over members and,
 inside, over snapshots. The result is shaped like `run.history`: `[members, snapshots, ...]`.
+Snapshots that lack some state are refused only when a probe reads it: the error names each
+such probe and the leaves it needs (found from its traced program, before anything compiles).
 """
 
 from __future__ import annotations
@@ -20,29 +22,65 @@ import numpy as np
 from grok import engine
 from grok.config import check_registered
 from grok.errors import ConfigError
-from grok.snapshots import path_name
+from grok.snapshots import path_name, state_leaves
 
 Array = jax.Array
 
 
 def _substitute(tree: Any, saved: Mapping[str, Array], prefix: str) -> Any:
-    """`tree` with each leaf replaced by the saved array of the same name (PRNG keys are kept)."""
+    """`tree` with each leaf replaced by the saved array of the same name. PRNG keys are kept, and
+    so is a leaf the snapshots lack: `_check_missing` has made sure none of the probes reads it."""
     leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
     out = []
     for path, leaf in leaves:
         name = prefix + path_name(path)
-        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            out.append(leaf)
-        elif name in saved:
+        if name in saved and not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             out.append(jnp.asarray(saved[name], leaf.dtype))
         else:
-            raise ConfigError(
-                "probe_history",
-                name,
-                f"state the snapshots kept ({', '.join(sorted(saved))}); the probes need {name!r}, "
-                "which these snapshots lack",
-            )
+            out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _check_missing(static, dyn: Mapping[str, np.ndarray], names: Sequence[str], kept: set[str]) -> None:
+    """A ConfigError naming each probe that reads state the snapshots lack, and what it reads.
+
+    The step-0 state is built abstractly (nothing runs); a leaf no probe reads is left at its
+    step-0 value, which changes no result."""
+    shapes = tuple((k, v.shape[1:], np.dtype(v.dtype).str) for k, v in sorted(dyn.items()))
+    needs = _missing_reads(static, engine.registration_tokens(static), tuple(names), frozenset(kept), shapes)
+    if needs:
+        what = "; ".join(f"probe {name!r} needs {', '.join(map(repr, leaves))}" for name, leaves in needs)
+        raise ConfigError(
+            "probe_history",
+            sorted({leaf for _, leaves in needs for leaf in leaves}),
+            f"snapshots holding what each probe reads: {what}, which these snapshots lack "
+            f"(they keep {', '.join(sorted(kept))})",
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _missing_reads(static, tokens: tuple[int, ...], names: tuple[str, ...], kept: frozenset[str], shapes: tuple):
+    """((probe, [leaves it reads that are not in `kept`]), ...) for the probes that read any;
+    cached like the programs (`tokens`: the registrations used; `shapes`: one member's dyn)."""
+    del tokens
+    prog = engine.member_program(static)
+    dyn = {k: jax.ShapeDtypeStruct(shape, np.dtype(dtype)) for k, shape, dtype in shapes}
+    start = jax.eval_shape(prog.init_state, dyn)
+    missing = set(state_leaves(start.params, start.rest)) - kept
+    if not missing:
+        return ()
+    needs = ((name, sorted(set(_reads(prog, start, dyn, name)) & missing)) for name in names)
+    return tuple((name, leaves) for name, leaves in needs if leaves)
+
+
+def _reads(prog, start, member_dyn: Mapping[str, jax.ShapeDtypeStruct], name: str) -> list[str]:
+    """The state leaves (`params/...`, `rest/...`) that probe `name`'s outputs depend on, found by
+    removing dead code from its traced program (every leaf when that is not possible)."""
+    closed = jax.make_jaxpr(lambda state, d: prog.probes(state, d, (name,)))(start, member_dyn)
+    read = _read_arguments(closed, (start, member_dyn))[0]
+    # the state is a NamedTuple, so a leaf's path starts with its field: `params/...`, `rest/...`
+    paths = jax.tree_util.tree_flatten_with_path(read)[0]
+    return [path_name(p) for p, used in paths if used and path_name(p).startswith(("params/", "rest/"))]
 
 
 def probe_config(run, probes: Sequence[str]):
@@ -74,13 +112,47 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
     steps = run.steps_with_snapshots if steps is None else [int(s) for s in steps]
     for s in steps:
         run._snapshot(s)  # a step without a snapshot names the nearest ones
+    if not steps:
+        raise ConfigError("steps", [], "one or more snapshot steps")
     cfg = probe_config(run, probes)
     static, dyn = engine.stack_dynamic([cfg.override(**m) for m in run.members])
     engine.ensure_precision(static)
-    saved = {name: np.stack([run.snapshots[s][name] for s in steps], axis=1) for name in run.snapshots[steps[0]]}
+    snaps = [run.snapshots[s] for s in steps]  # one file read per step for a loaded run
+    _check_missing(static, dyn, tuple(cfg.train.probes), set(snaps[0]))
     program = _program(static, engine.registration_tokens(static), tuple(cfg.train.probes))
-    out = program({k: jnp.asarray(v) for k, v in dyn.items()}, saved, jnp.asarray(steps, jnp.int32))
+    dyn = {k: jnp.asarray(v) for k, v in dyn.items()}
+    at = jnp.asarray(steps, jnp.int32)
+    # traced once (the call below reuses the trace): only the leaves the probes read are stacked;
+    # the others are passed as a broadcast view of the first snapshot (jit drops unused arguments)
+    shapes = {k: jax.ShapeDtypeStruct((v.shape[0], len(steps), *v.shape[1:]), v.dtype) for k, v in snaps[0].items()}
+    read = _read_arguments(program.trace(dyn, shapes, at).jaxpr, (dyn, shapes, at))[1]
+    saved = {
+        k: np.stack([snap[k] for snap in snaps], axis=1) if read[k] else np.broadcast_to(v[:, None], shapes[k].shape)
+        for k, v in snaps[0].items()
+    }
+    del snaps
+    out = program(dyn, saved, at)
     return {k: np.asarray(v) for k, v in out.items()} | {"step": np.asarray(steps, np.int64)}
+
+
+def _used_inputs(closed) -> list[bool]:
+    """Which inputs of a traced program its outputs depend on (dead code removed); all of them when
+    JAX's internal helper for that is not available."""
+    try:
+        from jax._src.interpreters.partial_eval import dce_jaxpr
+
+        return list(dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))[1])
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return [True] * len(closed.jaxpr.invars)
+
+
+def _read_arguments(closed, args: tuple) -> tuple:
+    """`args` with each leaf replaced by whether the traced program's outputs depend on it."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    used = _used_inputs(closed)
+    if len(used) != len(leaves):  # not one input per leaf: count every one as read
+        used = [True] * len(leaves)
+    return jax.tree_util.tree_unflatten(treedef, used)
 
 
 @functools.lru_cache(maxsize=32)

@@ -127,6 +127,20 @@ def test_batches_are_equal_sized_and_cover_every_member_once():
         ({"axes": {"description": ["a", "b"]}}, "axes.description"),
         ({"axes": {"model.alpha": [1.0, 2.0]}}, "no effect for model.kind='quadratic_mlp'"),
         ({"axes": {"optim.momentum": [0.0, 0.9]}}, "no effect for optim.kind='adamw'"),
+        ({"axes": {"train.log_points": [5, 10]}}, "train.log_points has no effect on a linear schedule"),
+        (
+            {
+                "axes": {"train.log_every": [5, 10]},
+                "set": {
+                    "task.p": 11,
+                    "model.widths": [32],
+                    "train.steps": 40,
+                    "train.schedule": "log",
+                    "train.log_points": 10,
+                },
+            },
+            "train.log_every has no effect on a log schedule",
+        ),
         ({"axes": {"optim.weight_decay": [1.0, 1.0]}}, "distinct values"),
         ({"axes": {"optim.weight_decay": [1.0], "optim": {"weight_decay": [2.0]}}}, "given twice"),
         ({"axes": {"task.p": [11, 12]}, "set": {"task.op": "div", "model.widths": [32]}}, "task.p: got 12"),
@@ -146,6 +160,26 @@ def test_bad_specs_raise_before_compiling(change, match, tmp_path):
         sweep(spec_dict() | change, tmp_path / "never", progress=False)
     assert grok.trace_count() == before
     assert not (tmp_path / "never").exists()
+
+
+def test_schedule_fields_are_axes_where_some_member_uses_them():
+    """`train.log_points` matters on log schedules, `train.log_every` on linear ones: an axis over either
+    is accepted beside a `train.schedule` axis, one group per combination."""
+    base = {k: v for k, v in BASE["set"].items() if k != "train.log_every"}
+    for axis, values, fixed in (
+        ("train.log_points", [5, 10], {"train.log_every": 10}),
+        ("train.log_every", [5, 10], {"train.log_points": 10}),
+    ):
+        spec = SweepSpec.parse(
+            BASE | {"set": base | fixed, "axes": {"train.schedule": ["linear", "log"], axis: values}}
+        )
+        groups = spec.groups()
+        assert len(groups) == 4
+        points = {(g.static["train.schedule"], g.static[axis]): g.config.n_intervals for g in groups}
+        moved = "log" if axis == "train.log_points" else "linear"
+        still = "linear" if moved == "log" else "log"
+        assert points[(moved, 5)] != points[(moved, 10)]  # the axis changes these runs
+        assert points[(still, 5)] == points[(still, 10)]  # and not those
 
 
 def test_bad_toml_and_unknown_spec_name(tmp_path):

@@ -19,7 +19,8 @@ linspace/logspace values are rounded to 12 significant digits (0.15, not 0.15000
 integral floats given to an integer field (`task.p`) become ints. Every member config is built and
 validated before anything compiles: an unknown field, an empty axis, a repeated axis or value, a
 field that cannot vary (`seed` — use `seeds` —, `description`, or a field that has no effect on any
-member, e.g. `model.alpha` of a quadratic MLP), an invalid value or combination, or a sweep whose
+member, e.g. `model.alpha` of a quadratic MLP, `train.log_points` on a linear schedule or
+`train.log_every` on a log one), an invalid value or combination, or a sweep whose
 estimated memory does not fit the devices each raise `grok.ConfigError` naming it.
 
 **Groups and batches.** Axes over *static* fields (not in `grok.config.DYNAMIC_FIELDS`: `task.p`,
@@ -49,6 +50,10 @@ number of processes.
 `load_sweep(DIR)` gives the results as labelled arrays: `.axes` (name → values, `seed` last),
 `.metric(name)` `[*axes, seeds]`, `.history(name)` `[*axes, seeds, intervals]`, `.steps`,
 `.phase` (docs/formulas.md §6 [D]), `.grokking_delay`, `.runs` and `.config(index)`.
+`.probe_history(probes)` evaluates registered probes after the fact on the members' snapshots
+(`train.snapshots`; `grok.probe_history` per batch, one compiled program each) and places them
+like `.history`: `{metric: [*axes, seeds, snapshots(, extra)], "step": [snapshots]}`. The batches
+must have kept the same snapshot steps (or pass `steps=` that every batch kept).
 
 Modules: `spec` (SweepSpec, axes, groups and batches, validation), `memory` (the memory estimate
 and check), `runner` (`sweep`), `results` (`Sweep`, `load_sweep`) and `disk` (which batch

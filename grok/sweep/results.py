@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grok import store
+from grok import posthoc, store
 from grok.config import Config
+from grok.errors import ConfigError
 from grok.phases import classify_phase, grokking_delay, regression_grokking_delay
 from grok.run import Run, load_run
 from grok.store import RunDirError
@@ -65,11 +66,23 @@ class Sweep:
         return f"Sweep({str(self.path)!r}, axes: {axes}, {len(self.steps)} logged steps)"
 
     # ---------------------------------------------------------------- arrays
-    def _place(self, name: str, per_batch: Callable[[Batch, dict[str, np.ndarray]], np.ndarray], tail: int):
-        """Assemble per-batch arrays [members, ...] into [*shape, ...] (NaN where absent)."""
+    def _place(
+        self,
+        name: str,
+        per_batch: Callable[[Batch, dict[str, np.ndarray]], np.ndarray],
+        tail: int,
+        source: dict[int, dict[str, np.ndarray]] | None = None,
+        steps: np.ndarray | None = None,
+    ):
+        """Assemble per-batch arrays [members, ...] into [*shape, ...] (NaN where absent).
+
+        `source`: the per-batch dicts (each with its "step"), the histories unless given; `steps`:
+        the time axis they are placed on (`self.steps` unless given)."""
+        source = self._hist if source is None else source
+        steps = self.steps if steps is None else steps
         pieces = {}
         for b in self._batches:
-            h = self._hist.get(b.index)
+            h = source.get(b.index)
             if h is not None and name in h:
                 pieces[b.index] = np.asarray(per_batch(b, h), dtype=np.float64)
         if not pieces:
@@ -77,7 +90,7 @@ class Sweep:
         extra = [p.shape[1 + tail :] for p in pieces.values()]
         ndim = max(len(e) for e in extra)
         extra_max = tuple(max((e[i] for e in extra if len(e) == ndim), default=0) for i in range(ndim))
-        lead = tuple(len(self.steps) for _ in range(tail))
+        lead = tuple(len(steps) for _ in range(tail))
         out = np.full(self.shape + lead + extra_max, np.nan)
         for b in self._batches:
             if b.index not in pieces:
@@ -85,7 +98,7 @@ class Sweep:
             value = pieces[b.index]
             cols = tuple(np.asarray([idx[k] for idx, _ in b.members]) for k in range(len(self.shape)))
             if tail:
-                pos = np.searchsorted(self.steps, self._hist[b.index]["step"])
+                pos = np.searchsorted(steps, source[b.index]["step"])
                 full = np.full((value.shape[0],) + lead + extra_max, np.nan)
                 full[(slice(None), pos) + tuple(slice(0, e) for e in value.shape[2:])] = value
             else:
@@ -107,6 +120,46 @@ class Sweep:
         if key not in self._cache:
             self._cache[key] = self._place(name, lambda b, h: np.asarray(h[name])[:, -1], tail=0)
         return self._cache[key]
+
+    def probe_history(self, probes: Sequence[str], *, steps: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+        """Registered `probes` evaluated after the fact on every member's snapshots (all the snapshot
+        steps, or `steps`): `{metric: [*axes, seeds, snapshots(, extra)], "step": [snapshots]}`.
+
+        Each complete batch is one `grok.probe_history` call (one compiled program over its members
+        and snapshots); the values are placed on the grid like `history` (NaN for missing batches).
+        Every batch must have kept the same snapshot steps (or at least `steps`)."""
+        kept = {b.index: self._run(b).steps_with_snapshots for b in self._batches if b.index in self._hist}
+        without = [b.path for b in self._batches if kept.get(b.index) == []]
+        if without:
+            raise ConfigError(
+                "sweep",
+                f"{len(without)} batch(es) without snapshots ({', '.join(without[:3])})",
+                "a sweep whose runs kept snapshots (set train.snapshots to a count or a list of steps)",
+            )
+        if steps is None:
+            distinct = {tuple(s) for s in kept.values()}
+            if len(distinct) > 1:
+                common = sorted(set.intersection(*(set(s) for s in distinct)))
+                first, other = sorted(distinct)[:2]
+                raise ConfigError(
+                    "sweep",
+                    f"batches with different snapshot steps ({_steps_text(first)} and {_steps_text(other)})",
+                    "one set of snapshot steps for every batch"
+                    + (f", or steps= a subset of the {len(common)} steps they all kept" if common else ""),
+                )
+            steps = next(iter(distinct), ())
+        steps = np.unique(np.asarray([int(s) for s in steps], np.int64))  # sorted: the time axis
+        if not len(steps):
+            raise ConfigError("steps", [], "one or more snapshot steps")
+        values = {}
+        for b in self._batches:
+            if b.index in kept:
+                values[b.index] = posthoc.probe_history(self._run(b), probes, steps=steps)
+        if not values:
+            raise ConfigError("sweep", "no complete batch", "a sweep with at least one complete batch")
+        names = dict.fromkeys(k for v in values.values() for k in v if k != "step")
+        out = {n: self._place(n, lambda b, v, n=n: v[n], tail=1, source=values, steps=steps) for n in names}
+        return out | {"step": steps}
 
     def field(self, name: str) -> np.ndarray:
         """A config field's value for every member, `[*axes, seeds]` (object array for non-numbers)."""
@@ -200,6 +253,11 @@ class Sweep:
     def runs(self) -> list[Run]:
         """Every complete batch as a Run (loaded from disk on first access), in run order."""
         return [self._run(b) for b in self._batches if b.index in self._hist]
+
+
+def _steps_text(steps: Sequence[int]) -> str:
+    shown = ", ".join(map(str, steps[:6]))
+    return f"[{shown}{', …' if len(steps) > 6 else ''}]"
 
 
 def load_sweep(path: str | Path, *, allow_partial: bool = False) -> Sweep:

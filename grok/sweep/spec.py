@@ -385,6 +385,10 @@ def _inert_reason(cfg: Config, name: str) -> str | None:
     if section == "optim" and leaf not in ("kind", "transforms", "batch_size", "options"):
         if not any(leaf in registry.TRANSFORMS.get(t).shared for t in cfg.optim.chain):
             return f"for optim.kind={cfg.optim.kind!r} with optim.transforms={list(cfg.optim.transforms)}"
+    if name == "train.log_points" and cfg.train.schedule == "linear":
+        return "on a linear schedule (train.schedule='linear' evaluates every train.log_every steps)"
+    if name == "train.log_every" and cfg.train.schedule == "log":
+        return "on a log schedule (train.schedule='log' evaluates at about train.log_points steps)"
     if section == "train":
         owners = [p for p in registry.PROBES.names() if name in registry.PROBES.get(p).fields]
         if owners and not set(owners) & set(cfg.train.probes):
