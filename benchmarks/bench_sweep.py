@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import optax
 
 import grok
 from grok import engine
+from grok.optim.base import scale_by_adam
 from grok.registry import register_transform
 from grok.sweep import SweepSpec, sweep
 
@@ -77,29 +77,10 @@ ROUNDS = 3
 MODES = ("default", "auto", "no barrier")  # the sweep's three programs, timed in alternation
 
 
-def _scale_by_adam_unbarriered(b1, b2, eps) -> optax.GradientTransformation:
-    """`grok.optim.base.scale_by_adam` without `lax.optimization_barrier` (the benchmark's reference)."""
-
-    def init_fn(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=jax.tree.map(jnp.zeros_like, params))
-
-    def update_fn(updates, state, params=None):
-        del params
-        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
-        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
-        count = optax.safe_increment(state.count)
-        mu_hat, nu_hat = optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
-        return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
 @register_transform("adamw_unbarriered", shared=("lr", "b1", "b2", "eps", "weight_decay"), replace=True)
 def _adamw_unbarriered(lr, b1, b2, eps, weight_decay) -> optax.GradientTransformation:
     return optax.chain(
-        _scale_by_adam_unbarriered(b1, b2, eps), optax.add_decayed_weights(weight_decay), optax.scale(-lr)
+        scale_by_adam(b1, b2, eps, barrier=False), optax.add_decayed_weights(weight_decay), optax.scale(-lr)
     )
 
 

@@ -13,13 +13,14 @@ import optax
 from grok.registry import register_transform
 
 
-def scale_by_adam(b1, b2, eps) -> optax.GradientTransformation:
+def scale_by_adam(b1, b2, eps, *, barrier: bool = True) -> optax.GradientTransformation:
     """Adam's direction m̂/(√v̂ + eps) with m̂ = m/(1 − b1ᵗ), v̂ = v/(1 − b2ᵗ): `optax.scale_by_adam`'s
     formula, with the bias-corrected moments behind `lax.optimization_barrier`.
 
     The barrier keeps XLA's algebraic simplifier from rewriting (m·c)/(√v̂ + eps) into other, equal
     forms, which it does differently in a single-device and in a sharded program; without it a
     member's run drifts by ulps with the company it is trained in (docs/architecture.md).
+    `barrier=False` leaves it out (only `benchmarks/bench_sweep.py` does, to measure its cost).
     """
 
     def init_fn(params):
@@ -31,9 +32,8 @@ def scale_by_adam(b1, b2, eps) -> optax.GradientTransformation:
         mu = optax.tree.update_moment(updates, state.mu, b1, 1)
         nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
         count = optax.safe_increment(state.count)
-        mu_hat, nu_hat = jax.lax.optimization_barrier(
-            (optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count))
-        )
+        corrected = (optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count))
+        mu_hat, nu_hat = jax.lax.optimization_barrier(corrected) if barrier else corrected
         out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, nu_hat)
         return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
 
