@@ -301,6 +301,7 @@ def test_load_sweep_labels_shapes_phases_and_members(grid_sweep):
     assert again.steps.tolist() == [0, 10, 20, 30, 40]
     assert again.metric("test_acc").shape == (4, 2, 2, 2)
     assert again.history("train_loss").shape == (4, 2, 2, 2, 5)
+    np.testing.assert_array_equal(again.history("step"), np.broadcast_to(again.steps, (4, 2, 2, 2, 5)))
     np.testing.assert_array_equal(again.metric("test_acc"), again.history("test_acc")[..., -1])
     assert again.phase.shape == (4, 2, 2, 2) and set(again.phase.ravel()) <= set(PHASES)
     expected = classify_phase(

@@ -111,7 +111,14 @@ class Sweep:
         """A metric over time: `[*axes, seeds, intervals(, extra)]` at `self.steps` (NaN where not logged)."""
         key = ("history", name)
         if key not in self._cache:
-            self._cache[key] = self._place(name, lambda b, h: h[name], tail=1)
+
+            def per_batch(b: Batch, h: dict[str, np.ndarray]) -> np.ndarray:
+                value = np.asarray(h[name])
+                if name == "step" and value.ndim == 1:  # one time axis per batch: each member's own steps
+                    value = np.broadcast_to(value, (len(b.members), value.size))
+                return value
+
+            self._cache[key] = self._place(name, per_batch, tail=1)
         return self._cache[key]
 
     def metric(self, name: str) -> np.ndarray:
