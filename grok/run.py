@@ -170,6 +170,8 @@ class Run:
         """
         path = store.check_out_dir(path, overwrite=overwrite, what="path")
         with store.dir_lock(path):
+            store.recover_dir(path)  # a save killed between its two renames: the old run is put back
+            store.check_out_dir(path, overwrite=overwrite, what="path")
             return self.write_to(path)
 
     def write_to(self, path: str | Path) -> Path:
@@ -300,6 +302,8 @@ def train_members(
         return _train_group(base, overrides, configs, shard=shard, **show)
     out = store.check_out_dir(out, overwrite=overwrite)
     with store.dir_lock(out):
+        store.recover_dir(out)  # a run killed while saving itself or a checkpoint: put the whole one back
+        store.recover_dir(out / CHECKPOINT_DIR)
         ckpt = RunCheckpoint(
             out / CHECKPOINT_DIR,
             {"config": base.to_dict(), "members": [dict(o) for o in overrides]},

@@ -146,12 +146,13 @@ def check_out_dir(path: str | Path, *, overwrite: bool = False, what: str = "--o
         raise RunDirError(
             f"{what}: {str(path)!r} belongs to the sweep in {str(owner)!r}; a run may not be written there"
         )
+    in_progress = {path / "checkpoint", *temporary_siblings(path / "checkpoint")}  # a killed run's checkpoint
     if is_run_dir(path):
         if not overwrite:
             raise RunDirError(
                 f"{what}: {str(path)!r} already holds a run; pass --overwrite (overwrite=True) to replace it"
             )
-    elif path.is_dir() and any(p.name != "checkpoint" for p in path.iterdir()):  # a run in progress is fine
+    elif path.is_dir() and any(p not in in_progress for p in path.iterdir()):  # a run in progress is fine
         raise RunDirError(f"{what}: {str(path)!r} is a non-empty directory that is not a run; choose a new directory")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -208,6 +209,24 @@ def write_dir_whole(
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def temporary_siblings(path: str | Path) -> list[Path]:
+    """The `.<name>.new-*` / `.<name>.old-*` directories an interrupted `write_dir_whole(path)` left."""
+    path = Path(path)
+    return sorted([*path.parent.glob(f".{path.name}.new-*"), *path.parent.glob(f".{path.name}.old-*")])
+
+
+def recover_dir(path: str | Path) -> None:
+    """Undo what a killed `write_dir_whole(path)` left: if it died between moving the old directory
+    aside and renaming the new one into place, the old one (whole) is put back; every temporary
+    sibling is then removed. A new directory that never reached its name was not finished."""
+    path = Path(path)
+    olds = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not path.exists() and olds:
+        os.rename(olds[-1], path)
+    for leftover in temporary_siblings(path):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _umask() -> int:

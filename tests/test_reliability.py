@@ -385,6 +385,56 @@ def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_pa
     assert grok.load_run(tmp_path / "r").config.optim.lr == 0.02 == run.config.optim.lr
 
 
+def _interrupted_rename(path: Path, *, moved_aside: bool) -> None:
+    """The state a kill -9 inside `store.write_dir_whole(path)` leaves: a half-written new copy beside
+    `path`, and with `moved_aside` the old directory renamed away but the new one not yet in place."""
+    new = path.parent / f".{path.name}.new-x1"
+    new.mkdir()
+    (new / "meta.json").write_text("{")  # cut off mid-write
+    if moved_aside:
+        path.rename(path.parent / f".{path.name}.old-x2")
+
+
+@pytest.mark.parametrize("moved_aside", [False, True], ids=["new-copy-left", "between-renames"])
+def test_a_run_killed_while_writing_its_checkpoint_resumes_bit_identical(tmp_path, moved_aside):
+    """The CI-found race: `grok train --out` killed while it wrote a checkpoint, then run again."""
+    from grok import checkpoint
+
+    cfg = tiny(**{"train.steps": 20, "train.checkpoint_every": 2})
+    original = checkpoint.RunCheckpoint.save
+
+    def save_and_stop(self, resume, layout, steps_done):
+        original(self, resume, layout, steps_done)
+        raise KeyboardInterrupt
+
+    checkpoint.RunCheckpoint.save = save_and_stop
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
+    finally:
+        checkpoint.RunCheckpoint.save = original
+    _interrupted_rename(tmp_path / "r" / "checkpoint", moved_aside=moved_aside)
+    resumed = grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
+    whole = grok.train(cfg, seeds=(0,), progress=False)
+    for name in whole.history:
+        np.testing.assert_array_equal(resumed.history[name], whole.history[name], err_msg=name)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "config.json",
+        "history.npz",
+        "params.npz",
+        "status.json",
+    ]
+
+
+def test_a_save_killed_between_its_renames_keeps_the_old_run(tmp_path, small_run):
+    path = tmp_path / "run"
+    small_run.save(path)
+    _interrupted_rename(path, moved_aside=True)
+    with pytest.raises(store.RunDirError, match="already holds a run"):  # the old run is back, not overwritten
+        small_run.save(path)
+    assert grok.load_run(path).n_members == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 # --------------------------------------------------------------------------- a member's run is its own
 @pytest.mark.parametrize("preset", ["prieto-perpgrad-small", "doshi-coexistence-small", "kumar-fig1"])
 def test_a_member_trained_alone_in_a_group_or_sharded_is_bit_identical(preset, monkeypatch):

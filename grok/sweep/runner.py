@@ -75,7 +75,7 @@ def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 def _clear_partial(path: Path) -> None:
     """Remove what an interrupted write left: temporary siblings of the batch directory (a batch
     directory itself is renamed into place whole) and any incomplete directory of an older version."""
-    for leftover in [*path.parent.glob(f".{path.name}.new-*"), *path.parent.glob(f".{path.name}.old-*")]:
+    for leftover in store.temporary_siblings(path):
         shutil.rmtree(leftover, ignore_errors=True)
     if path.is_dir() and not (path / "status.json").is_file():
         shutil.rmtree(path)
