@@ -508,10 +508,11 @@ class Config:
             probe = _entry(registry.PROBES, name, "train.probes")
             if probe is None:
                 continue
-            if self.train.schedule == "log" and self.probe_every(name) is not None:
+            own = self.get(probe.every) if isinstance(probe.every, str) else None  # a field, e.g. train.ntk_every
+            if self.train.schedule == "log" and (self.probe_every(name) is not None or own is not None):
                 raise ConfigError(
-                    f"probe {name!r} every",
-                    self.probe_every(name),
+                    probe.every if own is not None else f"probe {name!r} every",
+                    own if own is not None else self.probe_every(name),
                     "no interval of its own with train.schedule='log' (it runs at every scheduled step: "
                     "leave train.ntk_every unset)",
                 )

@@ -77,7 +77,12 @@ def test_snapshot_steps_follow_the_schedule_kind():
         ({"train.snapshots": []}, "train.snapshots", "a count, or a non-empty list"),
         (
             {"train.schedule": "log", "train.log_points": 10, "train.probes": ["ntk"], "train.ntk_every": 20},
-            "probe 'ntk' every",
+            "train.ntk_every",
+            "no interval of its own with train.schedule='log'",
+        ),
+        (  # equal to log_every, which a log schedule does not use: refused too, not silently ignored
+            {"train.schedule": "log", "train.log_points": 10, "train.probes": ["ntk"], "train.ntk_every": 10},
+            "train.ntk_every",
             "no interval of its own with train.schedule='log'",
         ),
     ],
