@@ -158,35 +158,38 @@ def test_two_processes_give_the_one_process_sweep(spec_file, one_process, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_process_killed_mid_sweep_and_one_plain_process_finishes_it(spec_file, one_process, tmp_path):
-    """Process 1 is killed with -9 with one batch saved and its second one written but not yet in
-    place. Process 0 (the coordinator) cannot finish the sweep: jax.distributed ends it once process
-    1's heartbeats are missing for --heartbeat-timeout, without hanging. Then one process without
-    --coordinator resumes into the same directory: nothing finished is retrained, and the result is
-    the one-process sweep, bit for bit."""
+@pytest.mark.parametrize("killed", [1, 0], ids=["peer-killed", "coordinator-killed"])
+def test_a_process_killed_mid_sweep_and_one_plain_process_finishes_it(spec_file, one_process, tmp_path, killed):
+    """One process is killed with -9 with one batch saved and its second one written but not yet in
+    place. The other cannot finish the sweep: jax.distributed ends it once the dead one's heartbeats
+    (or, when the coordinator, process 0, was killed, the coordination service) are missing, without
+    hanging. Then one process without --coordinator resumes into the same directory: nothing finished
+    is retrained, and the result is the one-process sweep, bit for bit."""
     out, port, heartbeat = tmp_path / "killed", _free_port(), 5
     extra = ("--heartbeat-timeout", str(heartbeat))
     argv = [_sweep_argv(spec_file, out, *_distributed(port, i, *extra)) for i in (0, 1)]
-    p0 = subprocess.Popen(_cli(*argv[0]), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    p1 = subprocess.Popen([sys.executable, "-c", HOLD_SECOND_BATCH, *argv[1]], env=ENV, stdout=subprocess.PIPE)
+    survivor_id = 1 - killed
+    survivor = subprocess.Popen(_cli(*argv[survivor_id]), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    victim = subprocess.Popen([sys.executable, "-c", HOLD_SECOND_BATCH, *argv[killed]], env=ENV, stdout=subprocess.PIPE)
+    first, second = f"groups/g000/b{killed:03d}", f"groups/g000/b{killed + 2:03d}"  # the victim's two batches
     try:
-        held = _line(p1, "holding", timeout=240)
-        p1.send_signal(signal.SIGKILL)
-        p1.wait()
-        assert held.split()[1] == str(out / "groups/g000/b003")
+        held = _line(victim, "holding", timeout=240)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert held.split()[1] == str(out / second)
         try:
-            log0 = p0.communicate(timeout=heartbeat + 120)[0].decode()
+            log = survivor.communicate(timeout=heartbeat + 120)[0].decode()
         except subprocess.TimeoutExpired:
-            pytest.fail("process 0 hangs after its peer was killed")
+            pytest.fail(f"process {survivor_id} hangs after process {killed} was killed")
     finally:
-        _kill(p0, p1)
-    assert p0.returncode != 0 and "saved to" not in log0, log0  # the sweep cannot be whole: no success claimed
+        _kill(survivor, victim)
+    assert survivor.returncode != 0 and "saved to" not in log, log  # the sweep cannot be whole: no success claimed
 
     # what the two processes finished is whole and recorded as theirs; the held batch is not read
     done = _complete(out)
-    assert "groups/g000/b001" in done and done <= {"groups/g000/b000", "groups/g000/b001", "groups/g000/b002"}
-    (half,) = (out / "groups/g000").glob(".b003.new-*")  # the killed rename: every file, status.json too
-    assert (half / "status.json").is_file() and not (out / "groups/g000/b003").exists()
+    assert first in done and done <= {f"groups/g000/b{b:03d}" for b in range(4)} - {second}
+    (half,) = (out / "groups/g000").glob(f".b{killed + 2:03d}.new-*")  # the killed rename: every file, status.json too
+    assert (half / "status.json").is_file() and not (out / second).exists()
     with pytest.raises(RunDirError, match="incomplete"):
         grok.load_sweep(out)
     finished = {path: _files(out / path) for path in done}
