@@ -429,9 +429,8 @@ class TrainConfig:
                 f"at most {MAX_POINTS} evaluation points (or train.schedule='log')",
             )
         if self.schedule == "log" and self.log_points > self.steps + 1:
-            raise ConfigError(
-                "train.log_points", self.log_points, f"at most train.steps + 1 = {self.steps + 1} (one per step)"
-            )
+            allowed = f"at most train.steps + 1 = {self.steps + 1} (one per step; set it with a shorter train.steps)"
+            raise ConfigError("train.log_points", self.log_points, allowed)
         self._check_snapshots()
 
     def _check_snapshots(self) -> None:
