@@ -360,24 +360,28 @@ def test_grok_train_killed_with_9_resumes_bit_identical(tmp_path):
         np.testing.assert_array_equal(a.state[name], b.state[name], err_msg=name)
 
 
-def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_path):
+def _train_until_the_first_checkpoint(cfg: grok.Config, out: Path, monkeypatch) -> list[int]:
+    """`grok.train(cfg, out=out)` stopped right after its first checkpoint (as a kill would); the
+    chunks each checkpoint saved."""
     from grok import checkpoint
 
-    cfg = tiny(**{"train.steps": 20, "train.checkpoint_every": 2})
-    saves = []
-    original = checkpoint.RunCheckpoint.save
+    saves, original = [], checkpoint.RunCheckpoint.save
 
     def save_and_stop(self, resume, layout, steps_done):
         original(self, resume, layout, steps_done)
         saves.append(resume.chunks_done)
-        raise KeyboardInterrupt  # a kill after the first checkpoint
+        raise KeyboardInterrupt
 
-    checkpoint.RunCheckpoint.save = save_and_stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
-    finally:
-        checkpoint.RunCheckpoint.save = original
+    monkeypatch.setattr(checkpoint.RunCheckpoint, "save", save_and_stop)
+    with pytest.raises(KeyboardInterrupt):
+        grok.train(cfg, seeds=(0,), progress=False, out=out)
+    monkeypatch.undo()
+    return saves
+
+
+def test_a_checkpoint_of_another_config_is_an_error_naming_the_difference(tmp_path, monkeypatch):
+    cfg = tiny(**{"train.steps": 20, "train.checkpoint_every": 2})
+    saves = _train_until_the_first_checkpoint(cfg, tmp_path / "r", monkeypatch)
     assert saves == [1] and (tmp_path / "r" / "checkpoint" / "meta.json").is_file()
     with pytest.raises(grok.ConfigError, match="differs in config.optim.lr.*--overwrite"):
         grok.train(cfg.override(**{"optim.lr": 0.02}), seeds=(0,), progress=False, out=tmp_path / "r")
@@ -396,23 +400,10 @@ def _interrupted_rename(path: Path, *, moved_aside: bool) -> None:
 
 
 @pytest.mark.parametrize("moved_aside", [False, True], ids=["new-copy-left", "between-renames"])
-def test_a_run_killed_while_writing_its_checkpoint_resumes_bit_identical(tmp_path, moved_aside):
+def test_a_run_killed_while_writing_its_checkpoint_resumes_bit_identical(tmp_path, moved_aside, monkeypatch):
     """The CI-found race: `grok train --out` killed while it wrote a checkpoint, then run again."""
-    from grok import checkpoint
-
     cfg = tiny(**{"train.steps": 20, "train.checkpoint_every": 2})
-    original = checkpoint.RunCheckpoint.save
-
-    def save_and_stop(self, resume, layout, steps_done):
-        original(self, resume, layout, steps_done)
-        raise KeyboardInterrupt
-
-    checkpoint.RunCheckpoint.save = save_and_stop
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
-    finally:
-        checkpoint.RunCheckpoint.save = original
+    _train_until_the_first_checkpoint(cfg, tmp_path / "r", monkeypatch)
     _interrupted_rename(tmp_path / "r" / "checkpoint", moved_aside=moved_aside)
     resumed = grok.train(cfg, seeds=(0,), progress=False, out=tmp_path / "r")
     whole = grok.train(cfg, seeds=(0,), progress=False)
