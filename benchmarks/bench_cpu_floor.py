@@ -12,13 +12,12 @@ matrix products run no faster per member than a lone member's.
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 
 import grok
 from benchmarks.bench_sweep import SIZES
+from benchmarks.timing import best_seconds
 from grok.sweep import SweepSpec
 
 SETTING = "[D] p=23, N=64"
@@ -62,17 +61,6 @@ def plain_program(p: int, n: int, m: int, steps: int, block: int):
     return jax.jit(jax.vmap(member)), (emb, readout, x, y, weight_decay)
 
 
-def best_seconds(fn, *args) -> float:
-    """Fastest of `REPEATS` calls (compiled by a first, untimed call)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def run() -> dict[str, float]:
     spec = SweepSpec.parse(SIZES[SETTING])
     (group,) = spec.groups()
@@ -80,13 +68,17 @@ def run() -> dict[str, float]:
     p, n, steps = cfg.task.p, cfg.model.widths[0], cfg.train.steps
     m = cfg.n_train
     cores = len(jax.devices())
-    engine_us = 1e6 * best_seconds(lambda: grok.train_members(cfg, [first], progress=False).history) / steps
+
+    def lone_member():
+        return grok.train_members(cfg, [first], progress=False).history
+
+    engine_us = 1e6 * best_seconds(lone_member, repeats=REPEATS) / steps
     print(f"{SETTING}, {m} training pairs, {steps} steps; the engine's lone member: {engine_us:.0f} µs/step")
     print(f"{'plain JAX block':>16}{'µs/member-step':>16}{'ceiling':>9}")
     out = {"engine_lone_us": engine_us, "cores": float(cores)}
     for block in BLOCKS:
         fn, args = plain_program(p, n, m, steps, block)
-        us = 1e6 * best_seconds(fn, *args) / (steps * block)
+        us = 1e6 * best_seconds(fn, *args, repeats=REPEATS) / (steps * block)
         ceiling = cores * engine_us / us
         print(f"{block:>16}{us:>16.0f}{ceiling:>8.1f}x", flush=True)
         out |= {f"plain_block_{block}_us": us, f"ceiling_block_{block}": ceiling}

@@ -19,12 +19,12 @@ Sizes: `nanda-progress-small` (p = 47) and the paper's `nanda-progress` (p = 113
 from __future__ import annotations
 
 import math
-import time
 
 import jax
 import jax.numpy as jnp
 
 import grok
+from benchmarks.timing import best_seconds
 from grok import engine
 
 STEPS = 1000
@@ -89,17 +89,6 @@ def plain_program(cfg: grok.Config, steps: int):
         return w
 
     return jax.jit(train), (params, x, y)
-
-
-def best_seconds(fn, *args, repeats: int) -> float:
-    """Fastest of `repeats` calls (compiled by a first, untimed call)."""
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def engine_seconds(cfg: grok.Config, repeats: int) -> float:
