@@ -33,7 +33,7 @@ from grok.config import (  # noqa: E402
 from grok.engine import trace_count  # noqa: E402
 from grok.errors import ConfigError  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
-from grok.progress_posthoc import progress_with_final_keys  # noqa: E402
+from grok.progress_measures_posthoc import progress_with_final_keys  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
 from grok.prune import prune  # noqa: E402
 from grok.registry import (  # noqa: E402

@@ -34,12 +34,12 @@ import tasks
 from grok import losses
 from grok.config import Config, field_names, split_dynamic
 from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
-from grok.member import build_data, build_member_model, graphdef_of, param_bytes, registration_tokens
-from grok.memory import member_working_set
+from grok.member import build_data, build_member_model, graphdef_of, registration_tokens
 from grok.optim import optimizer_from_config
 from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes
 from grok.registry import PROBES
 from grok.schedule import Schedule, schedule
+from grok.sizing import member_size
 from grok.snapshots import state_leaves
 
 Array = jax.Array
@@ -302,7 +302,7 @@ def member_block(static_cfg: Config, n_local: int) -> int | None:
     elif forced is None:
         block = 1
     else:
-        block = max(1, _CPU_BLOCK_BYTES // max(1, member_working_set(static_cfg, param_bytes(static_cfg))))
+        block = max(1, _CPU_BLOCK_BYTES // max(1, member_size(static_cfg).working_set))
     return None if block <= 0 or block >= n_local else block
 
 

@@ -1,13 +1,12 @@
 """What one member is made of: its data and its model, built from the registries.
 
-Shared by the engine (which compiles them), the memory estimate (which shapes them abstractly)
+Shared by the engine (which compiles them), `grok.sizing` (which shapes them abstractly)
 and `Run` (which rebuilds a member's network and data after training).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,10 +74,3 @@ def graphdef_of(cfg: Config) -> nnx.GraphDef:
     """The static model structure of a group (identical for every member)."""
     graphdef, _, _ = nnx.split(_abstract_model(cfg, registration_tokens(cfg)), nnx.Param, ...)
     return graphdef
-
-
-def param_bytes(cfg: Config) -> int:
-    """Bytes of one member's trainable parameters (from the abstract model; nothing is allocated)."""
-    abstract = _abstract_model(cfg, registration_tokens(cfg))
-    leaves = jax.tree.leaves(nnx.state(abstract, nnx.Param))
-    return sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize for leaf in leaves)

@@ -40,8 +40,8 @@ from flax import nnx
 
 from grok.config import Config
 from grok.errors import ConfigError
-from grok.memory import activation_width
 from grok.registry import MODELS
+from grok.sizing import activation_width
 
 ORDERS = ("low", "high", "random")
 ORDER_LABELS = {

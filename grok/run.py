@@ -15,12 +15,13 @@ import numpy as np
 from flax import nnx
 
 import tasks
-from grok import engine, memory, store
+from grok import engine, sizing, store
 from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
 from grok.phases import progress_phase_record
 from grok.snapshots import Snapshots, named_leaves, path_name
+from grok.training_display import TrainingDisplay
 
 
 def flatten_state(state: Any) -> dict[str, np.ndarray]:
@@ -290,13 +291,13 @@ def train_members(
     config after a kill resumes from the last checkpoint and gives a bit-identical run. `out` is
     checked before anything is trained (see `Run.save`); `overwrite` replaces a finished run or
     another run's checkpoint there. `live`: redraw accuracy and loss after each chunk in a
-    notebook (True, or the metric names to draw; `grok.plots.live`).
+    notebook (True, or the metric names to draw; `grok.training_display`).
     """
     configs = [base.override(**o) for o in overrides]
     engine.ensure_precision(base)  # before any abstract shapes: float64 needs x64 switched on first
-    memory.check_run(base, len(configs), out=out, n_devices=jax.device_count() if shard else 1)
+    sizing.check_run(base, len(configs), out=out, n_devices=jax.device_count() if shard else 1)
     if base.train.snapshots:
-        print(memory.snapshot_plan(base, len(configs)))
+        print(sizing.member_size(base).plan(len(configs)))
     show = {"progress": progress, "description": description, "live": live}
     if out is None:
         return _train_group(base, overrides, configs, shard=shard, **show)
@@ -317,35 +318,18 @@ def train_members(
 
 def _train_group(base, overrides, configs, *, progress, shard, description, live, ckpt=None) -> Run:
     """Train one group with a progress bar, live curves and a checkpoint store as asked."""
-    bar = None
-    if progress:
-        from grok.progress import progress_bar
-
-        bar = progress_bar(base.train.steps, description or _describe(base))
-    drawing = None
-    if live:
-        from grok.plots.live import LivePlot
-
-        drawing = LivePlot(metrics=None if live is True else list(live), title=description or _describe(base))
-
-    def on_chunk(history: dict[str, np.ndarray]) -> None:
-        if bar is not None:
-            bar.show_metrics(history)
-        if drawing is not None:
-            drawing(history)
-
+    display = TrainingDisplay(base.train.steps, description or _describe(base), progress=progress, live=live)
     start = time.perf_counter()
     try:
         group = engine.run_group(
             configs,
-            progress=bar.update if bar else None,
-            on_chunk=on_chunk if (bar is not None or drawing is not None) else None,
+            progress=display.update if display.bar is not None else None,
+            on_chunk=display.on_chunk if display.active else None,
             shard=shard,
             checkpoint=ckpt,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        display.close()
     return Run.from_group(base, overrides, group, wall_seconds=time.perf_counter() - start)
 
 

@@ -99,14 +99,3 @@ class Snapshots(Mapping[int, dict[str, np.ndarray]]):
     def nearest(self, step: int, k: int = 2) -> list[int]:
         """The `k` snapshot steps closest to `step`."""
         return sorted(sorted(self._steps, key=lambda s: (abs(s - step), s))[:k])
-
-
-def snapshot_bytes(static_cfg) -> int:
-    """Bytes of one member's snapshot (parameters and model state), from abstract shapes."""
-    from flax import nnx
-
-    from grok import member
-
-    _, params, rest = nnx.split(member.abstract_model(static_cfg), nnx.Param, ...)
-    leaves = state_leaves(params, rest).values()
-    return int(sum(np.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize for leaf in leaves))

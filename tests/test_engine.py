@@ -6,8 +6,7 @@ import pytest
 
 import grok
 from grok import engine
-from grok.member import param_bytes
-from grok.memory import member_working_set
+from grok.sizing import member_size
 from grok.store import RunDirError
 
 TINY = {
@@ -172,7 +171,7 @@ def test_member_block_choice(monkeypatch):
     assert auto is not None and auto >= 1  # CPU: blocks of members that fit the cache
     assert engine.member_block(cfg, 1) is None  # a block as large as the device's share is no block
     bigger = cfg.override(**{"task.p": 97, "model.widths": [256, 256]})
-    assert member_working_set(bigger, param_bytes(bigger)) > member_working_set(cfg, param_bytes(cfg))
+    assert member_size(bigger).working_set > member_size(cfg).working_set
     assert engine.member_block(bigger, 10_000) <= auto
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "0")
     assert engine.member_block(cfg, 64) is None

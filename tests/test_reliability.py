@@ -18,7 +18,7 @@ import pytest
 import grok
 from grok import store
 from grok.cli import main
-from grok.memory import check_group_memory
+from grok.sizing import check_group_memory
 
 FAST = {"task.p": 7, "task.train_fraction": 0.5, "model.widths": [8, 8], "train.steps": 4, "train.log_every": 2}
 ROOT = Path(__file__).resolve().parents[1]

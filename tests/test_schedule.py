@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import grok
-from grok import engine, memory, store
+from grok import engine, sizing, store
 from grok.config import TrainConfig
 from grok.schedule import geometric_steps, schedule
 
@@ -207,13 +207,13 @@ def test_params_at_a_step_without_a_snapshot_names_the_nearest(log_run):
 
 def test_snapshots_count_in_the_memory_and_disk_checks(monkeypatch, tmp_path, capsys):
     cfg = tiny(**{"train.steps": 40, "train.log_every": 10, "train.snapshots": 5})
-    plain = memory.estimate_member_bytes(cfg.override(**{"train.snapshots": 0}))
-    with_snaps = memory.estimate_member_bytes(cfg)
-    per = grok.snapshots.snapshot_bytes(cfg)
+    plain = sizing.member_size(cfg.override(**{"train.snapshots": 0})).device
+    size = sizing.member_size(cfg)
+    with_snaps, per = size.device, size.snapshot
     assert with_snaps - plain >= 5 * per
     with pytest.raises(grok.ConfigError, match="seeds: got '4 members of .*at most 2 members at once"):
-        memory.check_run(cfg, 4, memory_bytes=with_snaps * 3)
-    assert memory.snapshot_disk_bytes(cfg, 3) == 5 * 3 * per
+        sizing.check_run(cfg, 4, memory_bytes=with_snaps * 3)
+    assert size.n_snapshots == 5 and size.disk(3) == 5 * 3 * per
 
     class Usage:
         free = 5 * 3 * per - 1

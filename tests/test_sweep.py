@@ -18,7 +18,7 @@ from grok.cli import build_parser
 from grok.phases import PHASES, classify_phase
 from grok.plots import phase as phase_plots
 from grok.store import RunDirError
-from grok.sweep import SweepSpec, check_memory, estimate_member_bytes, load_sweep, sweep, sweep_presets
+from grok.sweep import SweepSpec, check_memory, load_sweep, member_size, sweep, sweep_presets
 
 BASE = {
     "preset": "doshi-coexistence",
@@ -196,7 +196,7 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
     huge = spec_dict(set=BASE["set"] | {"model.widths": [10**9]})  # ~12 GB of parameters per member
     with pytest.raises(grok.ConfigError, match="sweep memory"):
         sweep(huge, tmp_path / "a", progress=False, memory_bytes=2**33)
-    per = estimate_member_bytes(grok.preset("doshi-coexistence").override(**BASE["set"]))
+    per = member_size(grok.preset("doshi-coexistence").override(**BASE["set"])).device
     assert 10_000 < per < 10**8
     # 16 members fit in 20 × per, not in 10 × per: the error names the batch-size option and a size that fits
     with pytest.raises(grok.ConfigError, match=r"max_members_per_program: got 256; allowed: at most \d+"):
@@ -209,8 +209,8 @@ def test_memory_estimate_refuses_sweeps_that_cannot_fit(tmp_path):
 
 def test_one_activation_count_for_the_memory_estimate_and_the_working_set(monkeypatch):
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "auto")
-    from grok import engine, member
-    from grok.memory import activation_width, member_working_set, optimizer_bytes
+    from grok import engine
+    from grok.sizing import activation_width
 
     mlp = grok.preset("doshi-coexistence").override(**BASE["set"])
     transformer = grok.Config().override(**{"model.kind": "transformer", "task.p": 13})
@@ -218,14 +218,14 @@ def test_one_activation_count_for_the_memory_estimate_and_the_working_set(monkey
     m = transformer.model
     assert activation_width(transformer) == 3 * (6 * m.d_model + m.d_mlp + 3 * m.n_heads)
     for cfg in (mlp, transformer):
-        pb = member.param_bytes(cfg)
-        assert estimate_member_bytes(cfg, pb) == estimate_member_bytes(cfg)
-        assert member_working_set(cfg, pb) > 4 * pb
-        assert engine.member_block(cfg, 10_000) == max(1, engine._CPU_BLOCK_BYTES // member_working_set(cfg, pb))
+        size = member_size(cfg)
+        assert size.activations == activation_width(cfg)
+        assert size.working_set > 4 * size.params
+        assert engine.member_block(cfg, 10_000) == max(1, engine._CPU_BLOCK_BYTES // size.working_set)
     # the optimizer's state from its real shapes: AdamW keeps two moments, plain SGD a momentum trace
     sgd = mlp.override(**{"optim.kind": "sgd"})
-    pb = member.param_bytes(mlp)
-    assert 2 * pb <= optimizer_bytes(mlp) <= 2 * pb + 64 and pb <= optimizer_bytes(sgd) <= pb + 64
+    pb = member_size(mlp).params
+    assert 2 * pb <= member_size(mlp).optimizer <= 2 * pb + 64 and pb <= member_size(sgd).optimizer <= pb + 64
 
 
 def test_presets_parse_and_are_sized_as_documented():

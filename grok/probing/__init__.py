@@ -7,7 +7,7 @@ that evaluates the chosen ones (docs/formulas.md §5 for the formulas, `probes/`
 - `progress` [N]: key frequencies, restricted / excluded loss, Gini coefficients, neuron clusters.
 """
 
-from grok.probing import collapse, neurons, ntk, progress
+from grok.probing import collapse, neurons, ntk, progress_measures
 from grok.probing.evaluate import (
     BASE_METRICS,
     init_probe_state,
@@ -26,7 +26,7 @@ __all__ = [
     "neurons",
     "ntk",
     "probes_at",
-    "progress",
+    "progress_measures",
     "slow_chunk",
     "slow_probe_names",
     "slow_probes",

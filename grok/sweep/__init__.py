@@ -55,12 +55,12 @@ number of processes.
 like `.history`: `{metric: [*axes, seeds, snapshots(, extra)], "step": [snapshots]}`. The batches
 must have kept the same snapshot steps (or pass `steps=` that every batch kept).
 
-Modules: `spec` (SweepSpec, axes, groups and batches, validation), `memory` (the memory estimate
-and check), `runner` (`sweep`), `results` (`Sweep`, `load_sweep`) and `disk` (which batch
+Modules: `spec` (SweepSpec, axes, groups and batches, validation; the memory estimate and check are
+`grok.sizing`'s), `runner` (`sweep`), `results` (`Sweep`, `load_sweep`) and `disk` (which batch
 directories are complete, for the runner and the results).
 """
 
-from grok.memory import device_memory, estimate_member_bytes
+from grok.sizing import device_memory, member_size
 from grok.sweep.results import Sweep, load_sweep
 from grok.sweep.runner import sweep
 from grok.sweep.spec import Batch, Group, SweepSpec, check_memory, sweep_presets
@@ -72,7 +72,7 @@ __all__ = [
     "SweepSpec",
     "check_memory",
     "device_memory",
-    "estimate_member_bytes",
+    "member_size",
     "load_sweep",
     "sweep",
     "sweep_presets",

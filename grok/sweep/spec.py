@@ -20,8 +20,8 @@ import numpy as np
 from grok import registry, store
 from grok.config import SECTIONS, Config, field_names, is_dynamic
 from grok.errors import ConfigError
-from grok.memory import MEMORY_FRACTION, device_memory, estimate_member_bytes
 from grok.presets import config_from_mapping
+from grok.sizing import MEMORY_FRACTION, device_memory, member_size
 from grok.store import RunDirError
 
 FORMAT = "grok-sweep/1"
@@ -247,7 +247,7 @@ class SweepSpec:
             n_b = sum(b.group.index == g.index for b in batches)
             lines.append(
                 f"  g{g.index:03d}: {what}: {len(g.members)} members, {n_b} batch(es), "
-                f"{g.config.train.steps} steps, ~{estimate_member_bytes(g.config) / 2**20:.1f} MiB/member"
+                f"{g.config.train.steps} steps, ~{member_size(g.config).device / 2**20:.1f} MiB/member"
             )
         return "\n".join(lines)
 
@@ -419,7 +419,7 @@ def check_memory(spec: SweepSpec, batches: Sequence[Batch], *, memory_bytes: int
         if batch.group.index in seen:
             continue
         seen.add(batch.group.index)
-        per = estimate_member_bytes(batch.group.config)
+        per = member_size(batch.group.config).device
         devs = n_dev if shard and batch.size >= n_dev else 1
         on_one = -(-batch.size // devs)
         if per > budget:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import grok
-from probes import progress
+from probes import progress_measures as measures
 
 P = 13
 K = (P - 1) // 2
@@ -26,10 +26,10 @@ def _modes(p: int, freqs: dict[int, float], d: int, rng) -> np.ndarray:
 
 
 def test_fourier_basis_is_orthonormal():
-    F = progress.fourier_basis(P)
+    F = measures.fourier_basis(P)
     np.testing.assert_allclose(F @ F.T, np.eye(P), atol=1e-12)
     with pytest.raises(ValueError):
-        progress.fourier_basis(12)
+        measures.fourier_basis(12)
 
 
 @pytest.mark.parametrize(
@@ -39,15 +39,15 @@ def test_known_modes_give_exactly_those_key_frequencies(p, freqs):
     """Fewer key frequencies than half of (p − 1)/2: the median is then the noise floor."""
     rng = np.random.default_rng(0)
     e = _modes(p, freqs, 16, rng)
-    power = np.asarray(progress.frequency_power(jnp.asarray(e, jnp.float32)))
+    power = np.asarray(measures.frequency_power(jnp.asarray(e, jnp.float32)))
     assert power.shape == ((p - 1) // 2 + 1,)
     np.testing.assert_allclose(power.sum(), np.sum(e**2), rtol=1e-5)  # Parseval
     assert set(np.flatnonzero(power > 1e-6 * power.max())) == set(freqs)
-    mask = np.asarray(progress.key_frequency_mask(jnp.asarray(power)))
+    mask = np.asarray(measures.key_frequency_mask(jnp.asarray(power)))
     assert set(np.flatnonzero(mask)) == set(freqs)
     # with a noise floor 100× below, the same frequencies stand out
     noisy = e + 0.01 * rng.normal(size=e.shape)
-    mask = np.asarray(progress.key_frequency_mask(progress.frequency_power(jnp.asarray(noisy, jnp.float32))))
+    mask = np.asarray(measures.key_frequency_mask(measures.frequency_power(jnp.asarray(noisy, jnp.float32))))
     assert set(np.flatnonzero(mask)) == set(freqs)
 
 
@@ -55,11 +55,11 @@ def test_flat_spectrum_has_no_key_frequency():
     rng = np.random.default_rng(1)
     for _ in range(5):
         e = rng.normal(size=(113, 128)) / math.sqrt(128)
-        assert not np.any(progress.key_frequency_mask(progress.frequency_power(jnp.asarray(e, jnp.float32))))
-    assert not np.any(progress.key_frequency_mask(progress.frequency_power(jnp.zeros((P, 4)))))
+        assert not np.any(measures.key_frequency_mask(measures.frequency_power(jnp.asarray(e, jnp.float32))))
+    assert not np.any(measures.key_frequency_mask(measures.frequency_power(jnp.zeros((P, 4)))))
     # the constant is never key, however large
     e = np.ones((P, 4)) * 10 + 1e-3 * rng.normal(size=(P, 4))
-    assert not progress.key_frequency_mask(progress.frequency_power(jnp.asarray(e)))[0]
+    assert not measures.key_frequency_mask(measures.frequency_power(jnp.asarray(e)))[0]
 
 
 def test_gini_against_brute_force():
@@ -67,10 +67,10 @@ def test_gini_against_brute_force():
     for n in (1, 2, 7, 30):
         x = rng.exponential(size=n)
         brute = np.abs(x[:, None] - x[None, :]).sum() / (2 * n * x.sum())
-        np.testing.assert_allclose(float(progress.gini(jnp.asarray(x))), brute, rtol=1e-6, atol=1e-12)
-    assert float(progress.gini(jnp.ones(9))) == pytest.approx(0.0, abs=1e-7)
-    assert float(progress.gini(jnp.zeros(9))) == 0.0
-    assert float(progress.gini(jnp.eye(9)[0])) == pytest.approx(8 / 9)
+        np.testing.assert_allclose(float(measures.gini(jnp.asarray(x))), brute, rtol=1e-6, atol=1e-12)
+    assert float(measures.gini(jnp.ones(9))) == pytest.approx(0.0, abs=1e-7)
+    assert float(measures.gini(jnp.zeros(9))) == 0.0
+    assert float(measures.gini(jnp.eye(9)[0])) == pytest.approx(8 / 9)
 
 
 def _directions(p: int, sign: int) -> np.ndarray:
@@ -112,13 +112,13 @@ def test_restricted_and_excluded_loss_against_brute_force(sign):
     want_r = _ce(r_logits, labels)
     want_e = _ce((logits - Dk @ (Dk.T @ logits))[train], y_train)
     f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-    got_r = progress.restricted_loss(f(acts), f(w), f(logits), jnp.asarray(labels), jnp.asarray(mask), sign)
-    got_e = progress.excluded_loss(f(logits), jnp.asarray(train), jnp.asarray(y_train), jnp.asarray(mask), sign)
+    got_r = measures.restricted_loss(f(acts), f(w), f(logits), jnp.asarray(labels), jnp.asarray(mask), sign)
+    got_e = measures.excluded_loss(f(logits), jnp.asarray(train), jnp.asarray(y_train), jnp.asarray(mask), sign)
     np.testing.assert_allclose(float(got_r), want_r, rtol=1e-4)
     np.testing.assert_allclose(float(got_e), want_e, rtol=1e-4)
     none = jnp.zeros(K + 1, bool)
-    assert np.isnan(float(progress.restricted_loss(f(acts), f(w), f(logits), jnp.asarray(labels), none, sign)))
-    assert np.isnan(float(progress.excluded_loss(f(logits), jnp.asarray(train), jnp.asarray(y_train), none, sign)))
+    assert np.isnan(float(measures.restricted_loss(f(acts), f(w), f(logits), jnp.asarray(labels), none, sign)))
+    assert np.isnan(float(measures.excluded_loss(f(logits), jnp.asarray(train), jnp.asarray(y_train), none, sign)))
 
 
 def test_constructed_fourier_logits():
@@ -133,10 +133,10 @@ def test_constructed_fourier_logits():
     mask[list(keys)] = True
     f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     idx = jnp.arange(P * P)
-    got_e = progress.excluded_loss(f(logits), idx, jnp.asarray(labels), jnp.asarray(mask))
+    got_e = measures.excluded_loss(f(logits), idx, jnp.asarray(labels), jnp.asarray(mask))
     np.testing.assert_allclose(float(got_e), math.log(P), rtol=1e-5)
     full = _ce(logits, labels)
-    got_r = progress.restricted_loss(f(logits), f(np.eye(P)), f(logits), jnp.asarray(labels), jnp.asarray(mask))
+    got_r = measures.restricted_loss(f(logits), f(np.eye(P)), f(logits), jnp.asarray(labels), jnp.asarray(mask))
     np.testing.assert_allclose(float(got_r), full, rtol=1e-4, atol=1e-6)
     assert full < 0.1 * math.log(P)  # the constructed logits solve the task
 
@@ -155,14 +155,14 @@ def test_neuron_frequency_fraction():
         ],
         axis=-1,
     )
-    frac, freq = progress.neuron_frequency_fraction(jnp.asarray(pure, jnp.float32))
+    frac, freq = measures.neuron_frequency_fraction(jnp.asarray(pure, jnp.float32))
     np.testing.assert_allclose(np.asarray(frac)[[0, 2, 3]], [1.0, 0.5, 0.0], atol=1e-5)
     assert 0.9 < float(frac[1]) < 1.0
     assert list(np.asarray(freq)[:2]) == [2, 5]
     # brute force on random activations: the explicit 2D Fourier basis products
     acts = rng.normal(size=(P, P, 3))
-    F = progress.fourier_basis(P)
-    frac, freq = progress.neuron_frequency_fraction(jnp.asarray(acts))
+    F = measures.fourier_basis(P)
+    frac, freq = measures.neuron_frequency_fraction(jnp.asarray(acts))
     for n in range(3):
         c = F @ acts[:, :, n] @ F.T
         total = (c**2).sum() - c[0, 0] ** 2
@@ -202,7 +202,7 @@ def test_in_run_measures_match_the_saved_model():
     """The probe inside the compiled run agrees with `progress_measures` on the final saved model."""
     from flax import nnx
 
-    from grok.probing.progress import progress_measures
+    from grok.probing.progress_measures import progress_measures
 
     measures = nnx.jit(progress_measures, static_argnums=(2, 3))  # one compile, not op-by-op dispatch
     cfg = _cfg(**{"train.steps": 20, "train.log_every": 10, "optim.lr": 1e-2})
@@ -245,7 +245,7 @@ COMPARED = (
 
 
 def test_final_keys_post_hoc_equal_the_in_run_values_where_the_keys_agree(snap_run):
-    from grok.probing.progress import final_key_masks
+    from grok.probing.progress_measures import final_key_masks
 
     h = snap_run.history
     values = grok.progress_with_final_keys(snap_run)
@@ -269,7 +269,7 @@ def test_final_keys_come_from_the_final_embedding(snap_run):
 
     from flax import nnx
 
-    from grok.probing.progress import progress_measures
+    from grok.probing.progress_measures import progress_measures
 
     rng = np.random.default_rng(3)
     emb = np.array(snap_run.state["params/tok_embed"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_notebooks import kernel_env
 
-from grok.progress import latest_figures
+from grok.training_display import latest_figures
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")

@@ -7,7 +7,7 @@ Every log interval, for a one-layer transformer on (a ± b) mod p, over the full
 frequencies are those of the current embedding (formulas §5 states the rule); with none, the
 restricted and excluded losses are NaN. `progress_measures` computes the same numbers for a saved
 model with a given set of key frequencies; `progress_with_final_keys(run)` computes them on a run's
-snapshots with each member's final key frequencies, as [N] do (`grok/progress_posthoc.py`).
+snapshots with each member's final key frequencies, as [N] do (`grok/progress_measures_posthoc.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from grok.errors import ConfigError
 from grok.forward import tree_norm
 from grok.registry import ProbeInputs, register_probe
-from probes import progress
+from probes import progress_measures as measures
 
 Array = jax.Array
 
@@ -37,23 +37,23 @@ def progress_measures(
     """
     sign = SIGNS[op]
     embed = model.tok_embed[...][:p]
-    power = progress.frequency_power(embed)
-    mask = progress.key_frequency_mask(power) if key_mask is None else jnp.asarray(key_mask, bool)
+    power = measures.frequency_power(embed)
+    mask = measures.key_frequency_mask(power) if key_mask is None else jnp.asarray(key_mask, bool)
     acts, logits = model.forward(data.x_all, train=False)
     scale = jnp.asarray(logit_scale, logits.dtype)
     logits = logits * scale
     w_l = model.neuron_logit_map() * scale
     train_index = data.x_train[:, 0] * p + data.x_train[:, 1]
-    F = jnp.asarray(progress.fourier_basis(p), embed.dtype)
-    frac, freq = progress.neuron_frequency_fraction(acts.reshape(p, p, -1))
+    F = jnp.asarray(measures.fourier_basis(p), embed.dtype)
+    frac, freq = measures.neuron_frequency_fraction(acts.reshape(p, p, -1))
     return {
         "fourier_embed": jnp.sqrt(power),
         "key_freq": mask,
         "n_key_freqs": jnp.sum(mask).astype(jnp.int32),
-        "restricted_loss": progress.restricted_loss(acts, w_l, logits, data.y_all, mask, sign),
-        "excluded_loss": progress.excluded_loss(logits, train_index, data.y_train, mask, sign),
-        "gini_embed": progress.gini(jnp.linalg.norm(F @ embed, axis=-1)),
-        "gini_logit": progress.gini(jnp.linalg.norm(F @ w_l.T, axis=-1)),
+        "restricted_loss": measures.restricted_loss(acts, w_l, logits, data.y_all, mask, sign),
+        "excluded_loss": measures.excluded_loss(logits, train_index, data.y_train, mask, sign),
+        "gini_embed": measures.gini(jnp.linalg.norm(F @ embed, axis=-1)),
+        "gini_logit": measures.gini(jnp.linalg.norm(F @ w_l.T, axis=-1)),
         "neuron_freq_frac": frac,
         "neuron_freq": freq,
         "neuron_freq_frac_mean": jnp.mean(frac),
@@ -72,8 +72,8 @@ def final_key_masks(run) -> np.ndarray:
     """Each member's key frequencies in its final trained embedding → bool [members, K+1]."""
     p = run.config.task.p
     embed = np.asarray(run.state["params/tok_embed"])[:, :p]
-    power = jax.vmap(progress.frequency_power)(jnp.asarray(embed))
-    return np.asarray(jax.vmap(progress.key_frequency_mask)(power))
+    power = jax.vmap(measures.frequency_power)(jnp.asarray(embed))
+    return np.asarray(jax.vmap(measures.key_frequency_mask)(power))
 
 
 def _requires(cfg) -> str | None:

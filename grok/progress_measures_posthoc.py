@@ -2,7 +2,7 @@
 
 The `progress` probe finds the key frequencies in the current embedding at every log interval; [N]
 use those of the final trained model for the whole run. `progress_with_final_keys(run)` takes each
-member's final key frequencies (`grok.probing.progress.final_key_masks`) and evaluates every measure
+member's final key frequencies (`grok.probing.progress_measures.final_key_masks`) and evaluates every measure
 on the run's snapshots with them, as one compiled program vmapped over members and snapshots (the
 way `grok.probe_history` evaluates probes).
 """
@@ -21,8 +21,8 @@ from grok import engine
 from grok.errors import ConfigError
 from grok.forward import as_metric, tree_norm
 from grok.posthoc import _substitute, probe_config
-from grok.probing.progress import final_key_masks, progress_measures
-from probes import progress
+from grok.probing.progress_measures import final_key_masks, progress_measures
+from probes import progress_measures as measures
 
 
 def progress_with_final_keys(run, *, steps: Sequence[int] | None = None) -> dict[str, np.ndarray]:
@@ -68,8 +68,8 @@ def _final_keys_program(static, tokens: tuple[int, ...]):
             model = nnx.merge(prog.fwd.graphdef, params, rest)
             scale = dyn["loss.logit_scale"]
             out = progress_measures(model, start.data, p, op, key_mask=mask, logit_scale=scale)
-            current = progress.frequency_power(model.tok_embed[...][:p])
-            out["current_key_freq"] = progress.key_frequency_mask(current)
+            current = measures.frequency_power(model.tok_embed[...][:p])
+            out["current_key_freq"] = measures.key_frequency_mask(current)
             out["sum_sq_weights"] = jnp.square(tree_norm(params))
             return {k: as_metric(static, v) for k, v in out.items()}
 
