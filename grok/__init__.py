@@ -19,6 +19,10 @@ from grok.cpu_devices import use_cpu_cores
 
 use_cpu_cores()
 
+from grok import compile_cache  # noqa: E402
+
+compile_cache.enable()  # compiled programs are read back by later processes ($GROK_CACHE_DIR=off: not)
+
 # The built-ins register themselves on import, exactly as a user's module would.
 from grok import models, optim, probing, task_kinds  # noqa: E402, F401, I001
 from grok.config import (  # noqa: E402
@@ -31,7 +35,15 @@ from grok.config import (  # noqa: E402
     field_names,
 )
 from grok.engine import trace_count  # noqa: E402
-from grok.errors import ConfigError  # noqa: E402
+from grok.errors import (  # noqa: E402
+    ConfigError,
+    GrokWarning,
+    install_notebook_errors,
+    show_full_tracebacks,
+    show_short_errors,
+)
+from grok.export import export_tensorboard, export_wandb  # noqa: E402
+from grok.history import MetricNotRecorded  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
 from grok.progress_measures_posthoc import progress_with_final_keys  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
@@ -48,8 +60,15 @@ from grok.run import Run, load_run, train, train_members  # noqa: E402
 from grok.sweep import SweepSpec, load_sweep, sweep  # noqa: E402
 
 
+install_notebook_errors()  # in IPython/Jupyter: a grok error shows its one line and your frame
+
+
 def registered() -> dict[str, tuple[str, ...]]:
-    """The names in each registry: probes, transforms, tasks, models."""
+    """The names in each registry: probes, transforms, tasks, models.
+
+    >>> grok.registered()["probes"]
+    ('collapse', 'neurons', 'ntk', 'progress')
+    """
     from grok import registry
 
     return {
@@ -63,6 +82,8 @@ def registered() -> dict[str, tuple[str, ...]]:
 __all__ = [
     "Config",
     "ConfigError",
+    "GrokWarning",
+    "MetricNotRecorded",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -72,6 +93,8 @@ __all__ = [
     "SweepSpec",
     "TaskConfig",
     "TrainConfig",
+    "export_tensorboard",
+    "export_wandb",
     "field_names",
     "load_run",
     "load_sweep",
@@ -85,6 +108,8 @@ __all__ = [
     "register_task",
     "register_transform",
     "registered",
+    "show_full_tracebacks",
+    "show_short_errors",
     "sweep",
     "trace_count",
     "train",

@@ -77,6 +77,22 @@ def lenient():
         _LENIENT.reset(token)
 
 
+# A sweep's `[set]` applies to every member, also to those whose transform or kind does not read
+# it (the sweep itself refuses an axis that changes no member): inside `inert_options_allowed()`,
+# an option of a kind that is not chosen is kept instead of refused.
+_INERT_OPTIONS_OK: contextvars.ContextVar[bool] = contextvars.ContextVar("grok_inert_options_ok", default=False)
+
+
+@contextlib.contextmanager
+def inert_options_allowed():
+    """Accept options set for kinds that are not chosen (for sweeps, whose `[set]` covers every member)."""
+    token = _INERT_OPTIONS_OK.set(True)
+    try:
+        yield
+    finally:
+        _INERT_OPTIONS_OK.reset(token)
+
+
 def _entry(reg: registry.Registry, name: Any, field: str):
     """The registered entry of `name`, or None for an unregistered name inside `lenient()`."""
     if isinstance(name, str) and name not in reg and _LENIENT.get():
@@ -95,7 +111,7 @@ def _is_prime(n: int) -> bool:
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(name, value, "one of " + ", ".join(allowed))
+        raise ConfigError(name, value, "one of " + ", ".join(allowed), choices=allowed)
 
 
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
@@ -212,7 +228,10 @@ class _Options:
 # --------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
 class TaskConfig(_Options):
-    """What to learn (docs/formulas.md §2). `kind` names a registered task."""
+    """What to learn (docs/formulas.md §2). `kind` names a registered task.
+
+    >>> grok.Config().override(**{"task.op": "div", "task.p": 97}).task
+    """
 
     kind: str = "modular"
     # modular arithmetic (a op b) mod p
@@ -261,7 +280,10 @@ class TaskConfig(_Options):
 
 @dataclass(frozen=True)
 class ModelConfig(_Options):
-    """Which network (docs/formulas.md §3). `kind` names a registered model."""
+    """Which network (docs/formulas.md §3). `kind` names a registered model.
+
+    >>> grok.Config().override(**{"model.kind": "transformer"}).model
+    """
 
     kind: str = "mlp"
     widths: tuple[int, ...] = (200, 200)
@@ -307,7 +329,10 @@ class ModelConfig(_Options):
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Training loss (docs/formulas.md §4)."""
+    """Training loss (docs/formulas.md §4).
+
+    >>> grok.preset("prieto-stablemax").loss  # LossConfig(kind="stablemax_ce", ...)
+    """
 
     kind: str = "softmax_ce"
     dtype: str = "float32"  # dtype the loss (and the SC probe) is computed in
@@ -323,7 +348,10 @@ class LossConfig:
 class OptimConfig(_Options):
     """Optimizer (docs/formulas.md §4): the registered transforms `transforms`, in order, chained
     before the base optimizer `kind` (also a registered transform). ⊥AdamW is
-    `transforms=("perp_grad",)` with `kind="adamw"`."""
+    `transforms=("perp_grad",)` with `kind="adamw"`.
+
+    >>> grok.preset("prieto-perpgrad").optim.chain  # ("perp_grad", "adamw")
+    """
 
     kind: str = "adamw"
     lr: float = 1e-3
@@ -380,6 +408,8 @@ class TrainConfig:
     geometrically from 1 to `steps` (and step 0). `snapshots`: keep every member's parameters at
     that many steps on the same kind of schedule, or at the listed steps (0: none). See
     `grok.schedule`.
+
+    >>> grok.Config().override(**{"train.steps": 5000, "train.snapshots": 20}).train
     """
 
     steps: int = 1000
@@ -475,7 +505,10 @@ _LEGACY_OPTIM = ("perp_grad", "perp_rescale")
 
 @dataclass(frozen=True)
 class Config:
-    """A whole run: task → model → loss → optim → train, and the seed."""
+    """A whole run: task → model → loss → optim → train, and the seed.
+
+    >>> cfg = grok.Config().override(**{"task.p": 31, "optim.lr": 1e-3})
+    """
 
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -689,7 +722,10 @@ def check_registered(cfg: Config) -> Config:
 
 
 def field_names() -> list[str]:
-    """Every dotted field name a Config has, registered options included."""
+    """Every dotted field name a Config has, registered options included.
+
+    >>> [n for n in grok.field_names() if n.startswith("optim.")]
+    """
     names = [f.name for f in fields(Config) if f.name not in SECTIONS]
     for key, cls in SECTIONS.items():
         names += [f"{key}.{f.name}" for f in fields(cls) if f.name != "options"]
@@ -720,7 +756,13 @@ def dynamic_fields(cfg: Config) -> tuple[str, ...]:
 
 
 def apply_overrides(cfg: Config, dotted: Mapping[str, Any]) -> Config:
-    """Replace dotted fields; an unknown name or bad value raises ConfigError."""
+    """Replace dotted fields; an unknown name or bad value raises ConfigError.
+
+    An option of a registered kind that the result does not choose (`optim.grokfast_ema.alpha`
+    without `grokfast_ema` in `optim.transforms`) would change nothing: set here, it is an error
+    (inside `inert_options_allowed()`, as a sweep's `[set]`, it is kept); options carried over from
+    `cfg` for a kind that is no longer chosen are dropped.
+    """
     known = field_names()
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
@@ -733,23 +775,64 @@ def apply_overrides(cfg: Config, dotted: Mapping[str, Any]) -> Config:
             )
         if name not in known:
             raise ConfigError(
-                name, value, "a config field such as " + ", ".join(known[:6]) + ", … (see grok.config.field_names())"
+                name, value, "a config field (grok.field_names() lists them)", choices=known, misspelt=name
             )
         if isinstance(value, list):
             value = tuple(value)
         parts = name.split(".")
         if len(parts) == 3:
-            opts = sections.setdefault(parts[0], {}).setdefault("options", dict(getattr(cfg, parts[0]).options))
-            opts[f"{parts[1]}.{parts[2]}"] = value
+            sections.setdefault(parts[0], {}).setdefault("options", {})[f"{parts[1]}.{parts[2]}"] = value
         elif len(parts) == 2:
             sections.setdefault(parts[0], {})[parts[1]] = value
         else:
             top[name] = value
-    for values in sections.values():
-        if "options" in values:
-            values["options"] = tuple(values["options"].items())
+    keep_inert = _INERT_OPTIONS_OK.get() or _LENIENT.get()
+    for key, values in sections.items():
+        if "options" in values or key in ("task", "model", "optim"):
+            old = dict(getattr(cfg, key).options)
+            if not keep_inert:
+                active = _chosen(key, values, getattr(cfg, key))
+                old = {k: v for k, v in old.items() if k.partition(".")[0] in active}
+            values["options"] = tuple((old | values.get("options", {})).items())
     replaced = {k: dataclasses.replace(getattr(cfg, k), **v) for k, v in sections.items()}
-    return dataclasses.replace(cfg, **replaced, **top)
+    out = dataclasses.replace(cfg, **replaced, **top)
+    if not keep_inert:
+        _refuse_inert_options(out, dotted)
+    return out
+
+
+def _chosen(section: str, new_values: Mapping[str, Any], old: Any) -> set[str]:
+    """The registered kinds a section chooses after an override (for optim: transforms and kind)."""
+    kind = new_values.get("kind", old.kind)
+    if section != "optim":
+        return {kind}
+    return {kind, *new_values.get("transforms", old.transforms)}
+
+
+def _refuse_inert_options(cfg: Config, dotted: Mapping[str, Any]) -> None:
+    """A ConfigError for an option set in `dotted` whose kind `cfg` does not choose."""
+    for name, value in dotted.items():
+        parts = name.split(".")
+        if len(parts) != 3:
+            continue
+        section, owner, _ = parts
+        if section == "optim":
+            if owner not in cfg.optim.chain:
+                chain = list(cfg.optim.transforms)
+                raise ConfigError(
+                    name,
+                    value,
+                    f"an option of a transform in the chain; {owner!r} is not in optim.transforms={chain} "
+                    f"nor optim.kind={cfg.optim.kind!r}: add it (optim.transforms={[*chain, owner]}) "
+                    "or leave the option out",
+                )
+        elif getattr(cfg, section).kind != owner:
+            raise ConfigError(
+                name,
+                value,
+                f"an option of the chosen {section}.kind={getattr(cfg, section).kind!r}; "
+                f"set {section}.kind={owner!r} to use it",
+            )
 
 
 # The static config keeps whether dropout is on (rate > 0) as this placeholder rate, so that

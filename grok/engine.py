@@ -48,7 +48,10 @@ _TRACES: dict[str, int] = {"init": 0, "chunk": 0}
 
 
 def trace_count() -> int:
-    """How many times a training program has been traced (≈ compiled) in this process."""
+    """How many times a training program has been traced (≈ compiled) in this process.
+
+    >>> before = grok.trace_count(); grok.train(cfg); grok.trace_count() - before
+    """
     return _TRACES["init"] + _TRACES["chunk"]
 
 
@@ -392,14 +395,6 @@ def shardable(static_cfg: Config) -> bool:
     return not any(PROBES.get(name, "train.probes").lapack for name in static_cfg.train.probes)
 
 
-def enable_compilation_cache() -> None:
-    """Use JAX's persistent compilation cache ($GROK_CACHE_DIR, default ~/.cache/grok-lab/jax)."""
-    if jax.config.jax_compilation_cache_dir:
-        return
-    path = os.environ.get("GROK_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "grok-lab", "jax"))
-    jax.config.update("jax_compilation_cache_dir", path)
-
-
 def ensure_precision(cfg: Config) -> None:
     """float64 needs `jax_enable_x64`; it is global, so it is switched on before any array exists."""
     if cfg.uses_float64 and not jax.config.read("jax_enable_x64"):
@@ -453,7 +448,6 @@ def run_group(
     """
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
-    enable_compilation_cache()
     n_members = len(configs)
     sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
     sched = group_schedule(static)

@@ -37,6 +37,18 @@ def registration_tokens(cfg: Config) -> tuple[int, ...]:
     )
 
 
+def registration_fingerprints(cfg: Config) -> dict[str, dict[str, str]]:
+    """What identifies each registration `cfg` uses (`grok.registry.fingerprint`), by registry and
+    name: a run records it, so that `grok.probe_history` notices a probe registered anew with
+    another formula."""
+    return {
+        "tasks": {cfg.task.kind: registry.TASKS.item(cfg.task.kind).fingerprint},
+        "models": {cfg.model.kind: registry.MODELS.item(cfg.model.kind).fingerprint},
+        "transforms": {name: registry.TRANSFORMS.item(name).fingerprint for name in cfg.optim.chain},
+        "probes": {name: registry.PROBES.item(name).fingerprint for name in cfg.train.probes},
+    }
+
+
 # --------------------------------------------------------------------------- model pieces
 def build_data(cfg: Config, data_seed: Any, corrupt_fraction: Any) -> tasks.Dataset:
     """A member's data from its registered task (`data_seed`, ξ may be traced)."""

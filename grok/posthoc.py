@@ -12,6 +12,7 @@ such probe and the leaves it needs (found from its traced program, before anythi
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from grok import engine
+from grok import engine, registry
 from grok.config import check_registered
-from grok.errors import ConfigError
+from grok.errors import ConfigError, GrokWarning
 from grok.snapshots import path_name, state_leaves
 
 Array = jax.Array
@@ -106,6 +107,8 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
 
     Returns `{metric: [members, snapshots, ...], "step": [snapshots]}`; a value equals what the
     same probe computed during training at that step.
+
+    >>> values = grok.probe_history(run, ["neurons"])  # values["ipr_mean"]: [members, snapshots]
     """
     if not run.snapshots:
         raise ConfigError("run", "without snapshots", "a run trained with train.snapshots (a count or steps)")
@@ -115,6 +118,7 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
     if not steps:
         raise ConfigError("steps", [], "one or more snapshot steps")
     cfg = probe_config(run, probes)
+    warn_changed_probes(run, cfg.train.probes)
     static, dyn = engine.stack_dynamic([cfg.override(**m) for m in run.members])
     engine.ensure_precision(static)
     snaps = [run.snapshots[s] for s in steps]  # one file read per step for a loaded run
@@ -176,3 +180,20 @@ def _program(static, tokens: tuple[int, ...], names: tuple[str, ...]):
         return jax.vmap(at)(saved, steps)
 
     return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
+
+
+def warn_changed_probes(run, names: Sequence[str]) -> None:
+    """Warn (once per run and probe) when a probe is now registered with another formula than the
+    one the run was trained with (`status.json` records each registration's fingerprint): the
+    values computed now can differ from those in `run.history`."""
+    trained = (run.status.get("registrations") or {}).get("probes", {})
+    for name in names:
+        now = registry.PROBES.item(name)
+        if name in trained and trained[name] != now.fingerprint:
+            warnings.warn(
+                f"probe {name!r} is registered (by {now.owner}) with another formula than the one this run "
+                f"was trained with (fingerprint {now.fingerprint} vs {trained[name]}): computing the current "
+                f"registration, whose values may differ from run.history",
+                GrokWarning,
+                stacklevel=3,
+            )

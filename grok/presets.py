@@ -236,14 +236,20 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
 
 
 def preset(name: str) -> Config:
-    """A validated, frozen Config for a named paper setting."""
+    """A validated, frozen Config for a named paper setting.
+
+    >>> cfg = grok.preset("prieto-perpgrad-small")
+    """
     if name not in _PRESETS:
-        raise ConfigError("preset", name, "one of " + ", ".join(_PRESETS))
+        raise ConfigError("preset", name, "one of " + ", ".join(_PRESETS), choices=_PRESETS)
     return _PRESETS[name][1]().override(description=_PRESETS[name][0])
 
 
 def presets() -> dict[str, str]:
-    """Preset names → one-line descriptions."""
+    """Preset names → one-line descriptions.
+
+    >>> sorted(grok.presets())
+    """
     return {name: desc for name, (desc, _) in _PRESETS.items()}
 
 

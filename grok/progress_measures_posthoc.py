@@ -33,6 +33,8 @@ def progress_with_final_keys(run, *, steps: Sequence[int] | None = None) -> dict
     members and, inside, over snapshots. Returns `{metric: [members, snapshots, ...], "step"}` with the
     probe's metrics; `key_freq` is the final mask at every snapshot and `current_key_freq` the
     snapshot's own. At the last step the values equal the probe's in the run.
+
+    >>> final = grok.progress_with_final_keys(run)  # final["restricted_loss"]
     """
     if not run.snapshots:
         raise ConfigError("run", "without snapshots", "a run trained with train.snapshots (a count or steps)")

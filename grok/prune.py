@@ -368,6 +368,8 @@ def prune(run, order: str = "low", fractions: Sequence[float] | None = None, mem
     `fractions`: fractions of the N first-layer neurons to prune, each in [0, 1]; row i zeroes
     the first round(fractions[i]·N) neurons of the order (so the pruning is cumulative). Default:
     min(N, 40) + 1 evenly spaced fractions from 0 to 1. Returns a `PruneResult`.
+
+    >>> res = grok.prune(run, order="low"); print(res.table())
     """
     if order not in ORDERS:
         raise ConfigError("order", order, "one of " + ", ".join(ORDERS))

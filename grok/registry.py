@@ -15,8 +15,11 @@ so the next run after a re-registration uses the new function.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import inspect
 import itertools
 import keyword
+import marshal
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -30,7 +33,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class RegistryError(ValueError):
-    """A registration that would silently take over someone else's name, or a malformed one."""
+    """A registration that would silently take over someone else's name, or a malformed one.
+
+    >>> grok.register_probe("collapse", my_fn)  # a built-in's name: RegistryError (pass replace=True)
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Registered(Generic[T]):
     entry: T
     owner: str
     token: int
+    fingerprint: str = ""  # what the entry computes: a hash of its functions' code and its settings
 
 
 class Registry(Generic[T]):
@@ -58,7 +65,7 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} is registered by module {old.owner!r}; registering it from {owner!r} "
                 f"would take it over: pass replace=True to {self.register_call} to do that on purpose"
             )
-        item = Registered(name, entry, owner, next(_TOKENS))
+        item = Registered(name, entry, owner, next(_TOKENS), fingerprint(entry))
         self._items[name] = item
         return item
 
@@ -69,7 +76,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except (KeyError, TypeError):
-            raise ConfigError(field or self.field, name, self.allowed()) from None
+            raise ConfigError(field or self.field, name, self.allowed(), choices=self._items) from None
 
     def allowed(self) -> str:
         names = ", ".join(self._items) or "(none)"
@@ -83,6 +90,31 @@ class Registry(Generic[T]):
 
     def token(self, name: str) -> int:
         return self._items[name].token if name in self._items else 0
+
+
+def fingerprint(entry: Any) -> str:
+    """A short hash of what a registration computes: the source (or bytecode) of its functions and
+    its other settings. A notebook cell run twice gives the same one; an edited formula another.
+    Runs record it, so that a probe re-registered with another formula is noticed later."""
+    digest = hashlib.sha256()
+    values = dataclasses.astuple(entry) if dataclasses.is_dataclass(entry) else (entry,)
+    for value in values:
+        digest.update(_code_text(value))
+    return digest.hexdigest()[:16]
+
+
+def _code_text(value: Any) -> bytes:
+    """Bytes that identify `value`: a function's source (or, without one, its bytecode), else its repr."""
+    if callable(value) and hasattr(value, "__code__"):
+        try:
+            return inspect.getsource(value).encode()
+        except (OSError, TypeError):
+            return marshal.dumps(value.__code__)
+    if callable(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}".encode()
+    if isinstance(value, Mapping):
+        return repr(sorted(value.items(), key=repr)).encode()
+    return repr(value).encode()
 
 
 def check_name(kind: str, name: object) -> None:
@@ -127,6 +159,10 @@ class ProbeInputs(NamedTuple):
     facts. `params0` is θ₀ when the probe asked for it (`initial_params=True`), else None;
     `ref` is what the probe's own `init` returned at step 0 (None without one). `model()` merges
     the current state into the Flax module.
+
+    >>> @grok.register_probe("logit_max")
+    ... def logit_max(x: grok.ProbeInputs):
+    ...     return {"logit_max": x.outputs_train.max()}
     """
 
     params: Any
@@ -165,6 +201,8 @@ class ProbeEntry:
     - `lapack`: it calls LAPACK (`jnp.linalg.solve`, `svd`, `eigh`, …): on a CPU its groups then
       run on one device, since XLA:CPU's batched LAPACK kernels deadlock when several devices share
       a small thread pool.
+    - `metrics`: the names it returns (optional; a name ending in `/` stands for a prefix such as
+      `weight_norm/`): a missing history key then names the probe that records it.
     """
 
     fn: Callable[[ProbeInputs], Mapping[str, Any]]
@@ -175,13 +213,14 @@ class ProbeEntry:
     initial_params: bool = False
     memory: Callable[[Any, int], int] | None = None
     lapack: bool = False
+    metrics: tuple[str, ...] = ()
 
 
 PROBES: Registry[ProbeEntry] = Registry("probe", "train.probes", "grok.register_probe")
 
 
 def register_probe(
-    name: str,
+    name: str | Callable[[ProbeInputs], Mapping[str, Any]],
     fn: Callable[[ProbeInputs], Mapping[str, Any]] | None = None,
     *,
     init: Callable[[ProbeInputs], Any] | None = None,
@@ -191,19 +230,49 @@ def register_probe(
     initial_params: bool = False,
     memory: Callable[[Any, int], int] | None = None,
     lapack: bool = False,
+    metrics: tuple[str, ...] = (),
     replace: bool = False,
 ):
-    """Register a probe family (usable as `@register_probe("name")`); its metrics are the dict it returns."""
+    """Register a probe family; its metrics are the dict it returns (docs/extending.md).
+
+    `grok.register_probe("rank", fn)`, or as a decorator: `@grok.register_probe("rank", lapack=True)`,
+    or bare, `@grok.register_probe`, which registers the function under its own name.
+
+    >>> grok.register_probe("top_logit", lambda x: {"top_logit": x.outputs_train.max()})
+    """
     owner = caller_module()
+    if callable(name) and fn is None:  # the bare decorator: @register_probe
+        fn, name = name, _own_name("probe", name)
+    _check_registered_name("probe", name, "register_probe")
 
     def add(f):
         if not callable(f):
             raise RegistryError(f"probe {name!r}: needs a function ProbeInputs -> dict, got {f!r}")
-        entry = ProbeEntry(f, init, every, requires, tuple(fields), initial_params, memory, lapack)
+        entry = ProbeEntry(f, init, every, requires, tuple(fields), initial_params, memory, lapack, tuple(metrics))
         PROBES.add(name, entry, owner=owner, replace=replace)
         return f
 
     return add if fn is None else add(fn)
+
+
+def _own_name(kind: str, f: Any) -> str:
+    """The name a bare decorator registers `f` under: its `__name__`, which must be a valid name."""
+    name = getattr(f, "__name__", None)
+    if not isinstance(name, str) or not _NAME.match(name) or keyword.iskeyword(name):
+        raise RegistryError(
+            f"{kind} {f!r}: its name {name!r} is not a lower-case identifier; "
+            f"give one: @grok.register_{kind}('my_{kind}')"
+        )
+    return name
+
+
+def _check_registered_name(kind: str, name: Any, call: str) -> None:
+    """A registration's name must be a string (a function here is a misplaced argument)."""
+    if not isinstance(name, str):
+        raise RegistryError(
+            f"{call}: the first argument is the {kind}'s name, a lower-case string such as 'my_{kind}'; got {name!r}"
+        )
+    check_name(kind, name)
 
 
 # --------------------------------------------------------------------------- optimizer transforms
@@ -254,8 +323,13 @@ def register_transform(
     Keyword options are the factory's hyperparameters with their defaults (`optim.<name>.<key>`).
     Name it in `optim.transforms` to chain it before the base optimizer `optim.kind` (after it
     with `after_base=True`).
+
+    >>> grok.register_transform("clip", lambda max_norm: optax.clip_by_global_norm(max_norm), max_norm=1.0)
     """
     owner = caller_module()
+    if callable(name) and factory is None:  # the bare decorator: @register_transform
+        factory, name = name, _own_name("transform", name)
+    _check_registered_name("transform", name, "register_transform")
     opts = check_options("transform", name, options)
     unknown = set(static) - set(opts)
     if unknown:
@@ -264,11 +338,30 @@ def register_transform(
     def add(f):
         if not callable(f):
             raise RegistryError(f"transform {name!r}: needs a factory returning an optax GradientTransformation")
+        _check_factory_takes(name, f, [*opts, *shared])
         entry = TransformEntry(f, opts, frozenset(static), tuple(shared), dict(ranges or {}), check, after_base)
         TRANSFORMS.add(name, entry, owner=owner, replace=replace)
         return f
 
     return add if factory is None else add(factory)
+
+
+def _check_factory_takes(name: str, factory: Callable[..., Any], keywords: list[str]) -> None:
+    """A RegistryError naming the transform when its factory cannot take an option it is registered with."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    missing = [k for k in keywords if k not in takes]
+    if missing:
+        raise RegistryError(
+            f"transform {name!r}: its factory {getattr(factory, '__name__', factory)!r} has no keyword "
+            f"argument {', '.join(map(repr, missing))}, which it is registered with (it takes: "
+            f"{', '.join(sorted(takes)) or 'nothing'}); add it to the factory's signature or drop the option"
+        )
 
 
 # --------------------------------------------------------------------------- tasks
@@ -303,7 +396,10 @@ def register_task(
     replace: bool = False,
     **options: Any,
 ) -> None:
-    """Register a task kind (`task.kind = name`); keyword options become fields `task.<name>.<key>`."""
+    """Register a task kind (`task.kind = name`); keyword options become fields `task.<name>.<key>`.
+
+    >>> grok.register_task("my_task", spec=my_spec, build=my_build, n=10)  # task.my_task.n
+    """
     opts = check_options("task", name, options)
     entry = TaskEntry(spec, build, fields if callable(fields) else tuple(fields), opts, check)
     TASKS.add(name, entry, owner=caller_module(), replace=replace)
@@ -355,7 +451,10 @@ def register_model(
     replace: bool = False,
     **options: Any,
 ) -> None:
-    """Register a model kind (`model.kind = name`); keyword options become fields `model.<name>.<key>`."""
+    """Register a model kind (`model.kind = name`); keyword options become fields `model.<name>.<key>`.
+
+    >>> grok.register_model("my_mlp", build=build_my_mlp, depth=2)  # model.my_mlp.depth
+    """
     opts = check_options("model", name, options)
     entry = ModelEntry(build, tuple(fields), opts, check, neurons, prune, loss_over_alpha2, activations)
     MODELS.add(name, entry, owner=caller_module(), replace=replace)

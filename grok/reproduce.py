@@ -279,7 +279,7 @@ def build_config(name: str, steps: int | None = None, overrides: Mapping[str, An
     from grok.presets import preset
 
     if name not in REPRODUCTIONS:
-        raise ConfigError("NAME", name, "one of " + ", ".join(REPRODUCTIONS))
+        raise ConfigError("NAME", name, "one of " + ", ".join(REPRODUCTIONS), choices=REPRODUCTIONS)
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ConfigError("--steps", steps, "a positive integer")
     rep = REPRODUCTIONS[name]

@@ -19,6 +19,8 @@ from grok import engine, sizing, store
 from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
+from grok.history import History
+from grok.member import registration_fingerprints
 from grok.phases import progress_phase_record
 from grok.snapshots import Snapshots, named_leaves, path_name
 from grok.training_display import TrainingDisplay
@@ -61,7 +63,11 @@ def _with_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nd
 @dataclasses.dataclass
 class Run:
     """A trained group of members: config, per-member overrides, history, final state, status,
-    and the snapshots (`train.snapshots`) by step."""
+    and the snapshots (`train.snapshots`) by step.
+
+    >>> run = grok.train(grok.preset("prieto-perpgrad-small"), seeds=(0, 1))
+    >>> run.history["test_acc"], run.frame(), run.model(0)
+    """
 
     config: Config
     members: list[dict[str, Any]]
@@ -69,6 +75,10 @@ class Run:
     state: dict[str, np.ndarray]
     status: dict[str, Any]
     snapshots: Snapshots = dataclasses.field(default_factory=Snapshots)
+
+    def __post_init__(self) -> None:
+        # a missing metric names the probe that records it (`grok.history.MetricNotRecorded`)
+        self.history = History(self.history, probes=self.config.train.probes)
 
     @property
     def n_members(self) -> int:
@@ -107,6 +117,17 @@ class Run:
         """The full config of member `i` (kinds not registered in this process are kept as names)."""
         with lenient():
             return self.config.override(**self.members[i])
+
+    def frame(self, metrics: Sequence[str] | None = None):
+        """The history as a tidy pandas DataFrame: one row per member and logged step, with the
+        columns `member`, `step`, each scalar metric (all, or `metrics`) and each member's dynamic
+        config values (`seed`, `optim.lr`, …). Needs pandas.
+
+        >>> run.frame().groupby("step").test_acc.mean()
+        """
+        from grok.frames import run_frame
+
+        return run_frame(self, metrics)
 
     def final(self, metric: str) -> np.ndarray:
         """A metric at the last logged interval, one value per member."""
@@ -209,6 +230,7 @@ class Run:
             "jax_version": jax.__version__,
             "backend": jax.default_backend(),
             "n_devices": jax.device_count(),
+            "registrations": registration_fingerprints(config),
         }
         if "progress" in config.train.probes:  # [N]'s phase starts, per member (docs/formulas.md §6.5)
             record[PHASES_KEY] = progress_phase_record(history)
@@ -238,7 +260,10 @@ class Run:
 
 
 def load_run(path: str | Path) -> Run:
-    """Read a run directory written by `Run.save` (an incomplete one is an error)."""
+    """Read a run directory written by `Run.save` (an incomplete one is an error).
+
+    >>> run = grok.load_run("runs/x")
+    """
     path = store.check_run_dir(path)
     meta = store.read_json(path / "config.json")
     try:
@@ -292,6 +317,8 @@ def train_members(
     checked before anything is trained (see `Run.save`); `overwrite` replaces a finished run or
     another run's checkpoint there. `live`: redraw accuracy and loss after each chunk in a
     notebook (True, or the metric names to draw; `grok.training_display`).
+
+    >>> run = grok.train_members(cfg, [{"optim.weight_decay": wd} for wd in (0.0, 0.5, 1.0)])
     """
     configs = [base.override(**o) for o in overrides]
     engine.ensure_precision(base)  # before any abstract shapes: float64 needs x64 switched on first
@@ -348,6 +375,8 @@ def train(
     `run.history[name]` is `[members, intervals]` (`step` is `[intervals]`, the steps of the
     schedule), step 0 included. `out`: write the run there, checkpointing while it trains (see
     `train_members`); `live`: draw the curves as it trains.
+
+    >>> run = grok.train(grok.preset("prieto-perpgrad-small"), seeds=(0, 1, 2))
     """
     if not isinstance(cfg, Config):
         raise TypeError(f"grok.train needs a grok.Config, got {type(cfg).__name__}")

@@ -154,10 +154,26 @@ def check_out_dir(path: str | Path, *, overwrite: bool = False, what: str = "--o
             )
     elif path.is_dir() and any(p not in in_progress for p in path.iterdir()):  # a run in progress is fine
         raise RunDirError(f"{what}: {str(path)!r} is a non-empty directory that is not a run; choose a new directory")
-    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise RunDirError(f"{what}: cannot create {str(path)!r}: {str(parent)!r} is not a writable directory")
+    check_writable(path, what)
     return path
+
+
+def check_writable(path: Path, what: str) -> None:
+    """A RunDirError unless `path` (or its nearest existing ancestor) is a directory a file can be
+    created in: tried for real, since permission bits do not tell (root, /proc, read-only mounts)."""
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    reason = None
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        reason = "not a writable directory"
+    else:
+        try:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".grok-write-check-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            reason = f"not a writable directory ({err.strerror or type(err).__name__})"
+    if reason:
+        raise RunDirError(f"{what}: cannot create {str(path)!r}: {str(parent)!r} is {reason}")
 
 
 def write_run_dir(

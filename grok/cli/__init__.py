@@ -12,13 +12,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grok.cli import compare, demo, phase, plot, presets, probe, prune, reproduce, sweep, train
+from grok.cli import compare, demo, export, phase, plot, presets, probe, prune, reproduce, sweep, train
 from grok.errors import ConfigError
+from grok.history import MetricNotRecorded
+from grok.registry import RegistryError
 from grok.store import RunDirError
 
-USER_ERRORS = (ConfigError, RunDirError)
+USER_ERRORS = (ConfigError, RunDirError, RegistryError, MetricNotRecorded)
 # in the order `grok --help` lists them
-COMMANDS = (train, presets, demo, sweep, phase, compare, prune, plot, probe, reproduce)
+COMMANDS = (train, presets, demo, sweep, phase, compare, prune, plot, probe, export, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as err:
         print(f"grok {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.filename is None:  # not about a path the user named: a real failure, shown in full
+            raise
+        print(f"grok {args.command}: error: {err.strerror or err}: {err.filename!r}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

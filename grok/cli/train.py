@@ -16,6 +16,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from grok.config import Config
     from grok.presets import config_from_toml, preset
 
+    name = getattr(args, "name", None)
+    if name is not None:
+        if args.preset and args.preset != name:
+            raise ConfigError("NAME", name, f"one preset: NAME or --preset, not both (--preset {args.preset})")
+        args.preset = name
     if args.config and args.preset:
         raise ConfigError("--config", args.config, "either --config or --preset, not both")
     if args.config:
@@ -46,6 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> None:
     """Add `train` to the `grok` subcommands."""
     p = subparsers.add_parser("train", help="train a config for one or more seeds (one compiled program)")
+    p.add_argument("name", nargs="?", metavar="NAME", help="a preset name (see `grok presets`); same as --preset NAME")
     p.add_argument("--preset", help="a preset name (see `grok presets`)")
     p.add_argument("--config", help="a TOML config file (optional `preset = NAME`, then [task]/[model]/... tables)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted field, e.g. optim.lr=5e-3")

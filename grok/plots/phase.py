@@ -68,7 +68,7 @@ def layout(
     at = dict(at or {})
     for name in (x, y, panel, *at):
         if name is not None and name not in names:
-            raise ConfigError("axis", name, "one of the sweep's axes: " + ", ".join(names))
+            raise ConfigError("axis", name, "one of the sweep's axes: " + ", ".join(names), choices=names)
     chosen = [n for n in (x, y, panel) if n is not None]
     if len(set(chosen)) != len(chosen):
         raise ConfigError("axis", chosen, "distinct axes for --x, --y and --panel")

@@ -51,4 +51,8 @@ def collapse_probe(x: ProbeInputs) -> dict[str, Array]:
     return metrics
 
 
-register_probe("collapse", collapse_probe)
+register_probe(
+    "collapse",
+    collapse_probe,
+    metrics=("sc_fraction", "zero_terms", "nlm_cosine", "logit_norm", "weight_norm/"),
+)

@@ -33,4 +33,10 @@ def _requires(cfg) -> str | None:
     return None
 
 
-register_probe("neurons", neurons_probe, requires=_requires, fields=("train.ipr_histogram_bins",))
+register_probe(
+    "neurons",
+    neurons_probe,
+    requires=_requires,
+    fields=("train.ipr_histogram_bins",),
+    metrics=("ipr", "ipr_mean", "ipr_hist"),
+)

@@ -121,4 +121,12 @@ register_probe(
     initial_params=True,
     memory=_memory,
     lapack=True,
+    metrics=(
+        "ntk_alignment",
+        "kernel_distance",
+        "param_distance",
+        "kernel_test_mse",
+        "kernel_test_mse_t",
+        "theory_test_loss",
+    ),
 )

@@ -100,4 +100,22 @@ def _memory(cfg, param_bytes: int) -> int:
     return 4 * p2 * (3 * cfg.model.d_mlp + 6 * cfg.model.d_model + 2 * cfg.spec.n_classes)
 
 
-register_probe("progress", progress_probe, requires=_requires, memory=_memory)
+register_probe(
+    "progress",
+    progress_probe,
+    requires=_requires,
+    memory=_memory,
+    metrics=(
+        "fourier_embed",
+        "key_freq",
+        "n_key_freqs",
+        "restricted_loss",
+        "excluded_loss",
+        "gini_embed",
+        "gini_logit",
+        "sum_sq_weights",
+        "neuron_freq_frac",
+        "neuron_freq",
+        "neuron_freq_frac_mean",
+    ),
+)

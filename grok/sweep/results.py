@@ -10,6 +10,7 @@ import numpy as np
 from grok import posthoc, store
 from grok.config import Config
 from grok.errors import ConfigError
+from grok.history import MetricNotRecorded, missing_metric_message
 from grok.phases import classify_phase, grokking_delay, regression_grokking_delay
 from grok.run import Run, load_run
 from grok.store import RunDirError
@@ -86,7 +87,11 @@ class Sweep:
             if h is not None and name in h:
                 pieces[b.index] = np.asarray(per_batch(b, h), dtype=np.float64)
         if not pieces:
-            raise KeyError(f"metric {name!r} is not in this sweep; it has: {', '.join(self.metrics)}")
+            raise MetricNotRecorded(
+                missing_metric_message(name, self.metrics, self.spec.base.train.probes).replace(
+                    "this run's history", "this sweep"
+                )
+            )
         extra = [p.shape[1 + tail :] for p in pieces.values()]
         ndim = max(len(e) for e in extra)
         extra_max = tuple(max((e[i] for e in extra if len(e) == ndim), default=0) for i in range(ndim))
@@ -120,6 +125,16 @@ class Sweep:
 
             self._cache[key] = self._place(name, per_batch, tail=1)
         return self._cache[key]
+
+    def frame(self, metrics: Sequence[str] | None = None):
+        """The sweep as a tidy pandas DataFrame: one row per member and logged step, with a column
+        for each axis, `seed`, `step` and each scalar metric (all, or `metrics`).
+
+        >>> grok.load_sweep("runs/phase").frame(["test_acc"]).groupby("optim.weight_decay").test_acc.max()
+        """
+        from grok.frames import sweep_frame
+
+        return sweep_frame(self, metrics)
 
     def metric(self, name: str) -> np.ndarray:
         """A metric at each member's final logged interval: `[*axes, seeds(, extra)]`."""
@@ -272,6 +287,8 @@ def load_sweep(path: str | Path, *, allow_partial: bool = False) -> Sweep:
 
     An unfinished sweep is a RunDirError unless `allow_partial` (its missing members are NaN,
     phase "missing"). Only complete batch directories are read (never a partial file).
+
+    >>> sw = grok.load_sweep("runs/phase"); sw.phase
     """
     path = Path(path)
     meta = path / "sweep.json"

@@ -29,6 +29,7 @@ def _check_out_dir(out: Path, spec: SweepSpec) -> None:
         raise RunDirError(f"--out: {str(out)!r} is a file; allowed: a directory for the sweep (new, or one to resume)")
     if store.sweep_owning(out.resolve().parent) is not None or store.is_run_dir(out):
         raise RunDirError(f"--out: {str(out)!r} is a run or lies inside another sweep; choose a directory of its own")
+    store.check_writable(out, "--out")
     meta = out / "sweep.json"
     if not meta.is_file():
         # another process of a multi-host sweep may be writing sweep.json right now: its temporary
@@ -141,6 +142,8 @@ def sweep(
     run)` is called after each batch is saved. Under `jax.distributed` with several processes,
     each trains its share of the batches (see the `grok.sweep` package docstring); a process returns the
     whole sweep once every batch is on disk (the shared directory is the barrier).
+
+    >>> sw = grok.sweep("doshi-phase-small", out="runs/phase")
     """
     if out is None or not str(out).strip():
         raise ConfigError("--out", out, "a directory for the sweep's results")

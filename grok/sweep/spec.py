@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from grok import registry, store
-from grok.config import SECTIONS, Config, field_names, is_dynamic
+from grok.config import SECTIONS, Config, field_names, inert_options_allowed, is_dynamic
 from grok.errors import ConfigError
 from grok.presets import config_from_mapping
 from grok.sizing import MEMORY_FRACTION, device_memory, member_size
@@ -62,7 +62,10 @@ class Batch:
 
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep: base config, ordered axes (name → values), seeds, batch size."""
+    """A validated sweep: base config, ordered axes (name → values), seeds, batch size.
+
+    >>> spec = grok.SweepSpec.parse("doshi-phase-small"); spec.shape
+    """
 
     base: Config
     axes: dict[str, tuple]
@@ -85,7 +88,10 @@ class SweepSpec:
             if isinstance(spec, str) and (PRESET_DIR / f"{spec}.toml").is_file():
                 return cls.from_toml(PRESET_DIR / f"{spec}.toml")
             raise ConfigError(
-                "sweep spec", str(spec), "a TOML file or a sweep preset: " + ", ".join(sweep_presets()) or "(none)"
+                "sweep spec",
+                str(spec),
+                "a TOML file or a sweep preset: " + (", ".join(sweep_presets()) or "(none)"),
+                choices=sweep_presets(),
             )
         raise ConfigError("sweep spec", type(spec).__name__, "a TOML path, a preset name, a dict or a SweepSpec")
 
@@ -113,7 +119,8 @@ class SweepSpec:
         max_members = data.pop("max_members_per_program", DEFAULT_MAX_MEMBERS)
         raw_axes = data.pop("axes", {})
         seeds = data.pop("seeds", None)
-        base = config_from_mapping(data)  # preset, [set] and [task]/[model]/... tables
+        with inert_options_allowed():  # [set] covers every member; validate() refuses an inert axis
+            base = config_from_mapping(data)  # preset, [set] and [task]/[model]/... tables
         fixed = set(data.get("set", {})) | {f"{k}.{leaf}" for k in SECTIONS if k in data for leaf in data[k]}
         axes = _parse_axes(raw_axes, fixed)
         seeds = _parse_seeds([base.seed] if seeds is None else seeds)
@@ -126,8 +133,10 @@ class SweepSpec:
         """Inverse of `normalized()` (what `sweep.json` holds)."""
         if data.get("format") != FORMAT:
             raise RunDirError(f"not a grok sweep spec (format {data.get('format')!r}, expected {FORMAT!r})")
+        with inert_options_allowed():
+            base = Config.from_dict(data["base"])
         spec = cls(
-            base=Config.from_dict(data["base"]),
+            base=base,
             axes={k: tuple(_as_field_value(k, v) for v in vals) for k, vals in data["axes"].items()},
             seeds=tuple(data["seeds"]),
             max_members_per_program=data["max_members_per_program"],
@@ -195,10 +204,15 @@ class SweepSpec:
 
     def config(self, index: Sequence[int]) -> Config:
         """The full config of the member at grid `index` (axes, then seed index)."""
-        return self.base.override(**self.point(index))
+        with inert_options_allowed():
+            return self.base.override(**self.point(index))
 
     def groups(self) -> list[Group]:
         """The static groups in run order; every member config is built (and so validated) here."""
+        with inert_options_allowed():
+            return self._groups()
+
+    def _groups(self) -> list[Group]:
         static = self.static_axes()
         dynamic = self.dynamic_axes()
         position = {name: i for i, name in enumerate(self.axes)}
