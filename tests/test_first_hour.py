@@ -83,6 +83,24 @@ def test_training_members_with_an_option_of_a_transform_not_in_the_chain_names_i
     assert grok.trace_count() == before
 
 
+@pytest.mark.slow
+def test_a_sweep_over_an_option_and_the_transforms_runs_the_option_only_where_it_is_read(tmp_path):
+    spec = {
+        "preset": "prieto-perpgrad-small",
+        "set": TINY,
+        "axes": {
+            "optim.transforms": [["perp_grad"], ["perp_grad", "grokfast_ema"]],
+            "optim.grokfast_ema.lamb": [0.0, 5.0],
+        },
+        "seeds": [0],
+    }
+    sw = grok.sweep(spec, out=tmp_path / "sw", progress=False)
+    loss = sw.history("train_loss")  # [transforms, lamb, seeds, intervals]
+    np.testing.assert_array_equal(loss[0, 0], loss[0, 1])  # without the transform, λ changes nothing
+    assert not np.array_equal(loss[1, 0], loss[1, 1])  # with it, it does
+    np.testing.assert_array_equal(loss[0, 0], loss[1, 0])  # λ = 0: the filter adds nothing
+
+
 def test_a_bare_register_probe_registers_under_the_functions_name():
     try:
 

@@ -15,6 +15,7 @@ from typing import Any
 import jax
 
 from grok import engine, store
+from grok.config import inert_options_allowed
 from grok.errors import ConfigError
 from grok.run import Run
 from grok.store import RunDirError
@@ -84,7 +85,8 @@ def _clear_partial(path: Path) -> None:
 
 def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard: bool) -> Run:
     """Train one batch as one compiled group (padded to the group's batch size) → a Run of its real members."""
-    configs = [batch.group.config.override(**o) for o in batch.overrides]
+    with inert_options_allowed():  # an axis may set an option its group's transforms do not read
+        configs = [batch.group.config.override(**o) for o in batch.overrides]
     n = len(configs)
     configs += [configs[-1]] * (batch.size - n)
     start = time.perf_counter()
