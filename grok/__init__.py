@@ -35,13 +35,8 @@ from grok.config import (  # noqa: E402
     field_names,
 )
 from grok.engine import trace_count  # noqa: E402
-from grok.errors import (  # noqa: E402
-    ConfigError,
-    GrokWarning,
-    install_notebook_errors,
-    show_full_tracebacks,
-    show_short_errors,
-)
+from grok.error_display import install_notebook_errors, show_full_tracebacks, show_short_errors  # noqa: E402
+from grok.errors import ConfigError, GrokWarning  # noqa: E402
 from grok.export import export_tensorboard, export_wandb  # noqa: E402
 from grok.history import MetricNotRecorded  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
