@@ -46,6 +46,7 @@ from grok.registry import (  # noqa: E402
 )
 from grok.run import Run, load_run, train, train_members  # noqa: E402
 from grok.sweep import SweepSpec, load_sweep, sweep  # noqa: E402
+from grok.sweep.refine import refine  # noqa: E402
 
 
 def registered() -> dict[str, tuple[str, ...]]:
@@ -84,6 +85,7 @@ __all__ = [
     "register_probe",
     "register_task",
     "register_transform",
+    "refine",
     "registered",
     "sweep",
     "trace_count",

@@ -31,6 +31,7 @@ def cmd_phase(args: argparse.Namespace) -> int:
     from grok.phases import PHASE_RULES
     from grok.plots import phase as phase_plots
     from grok.sweep import load_sweep
+    from grok.sweep.refine import load_refinement
     from grok.sweep.report import phase_table
 
     if args.rule not in PHASE_RULES:
@@ -50,7 +51,9 @@ def cmd_phase(args: argparse.Namespace) -> int:
     elif sw.classification.any():
         if not args.quiet:
             print(phase_table(sw, args.rule))
-        written.append(phase_plots.phase_diagram(sw, args.out or d / "phase.png", rule=args.rule, **where))
+        ref = load_refinement(d, args.rule)
+        out = args.out or d / "phase.png"
+        written.append(phase_plots.phase_diagram(sw, out, rule=args.rule, refinement=ref, **where))
         written.append(phase_plots.heatmap(sw, "grokking_delay", d / "heatmap_grokking_delay.png", **where))
     else:  # regression sweeps [K]: no phases; grokking delay and final test loss
         out = args.out or d / "heatmap_grokking_delay.png"

@@ -170,6 +170,7 @@ def phase_diagram(
     at: Mapping[str, Any] | None = None,
     title: str | None = None,
     rule: str = "doshi",
+    refinement=None,
 ) -> Path:
     """Draw the phase diagram of a sweep to `path` (PNG) by `rule` (grok.phases.PHASE_RULES); returns
     the path. A cell whose seeds disagree is drawn mixed: stripes in proportion to its phases,
@@ -203,6 +204,11 @@ def phase_diagram(
                 if nx * ny <= 400:
                     k = counts[p, iy, ix].max()
                     ax.text(ix, iy, f"{k}/{total}", ha="center", va="center", fontsize=7, color="white")
+        if refinement is not None:
+            fixed = {n: _axis_value(sw, n, at) for n in sw.axes if n not in ("seed", x, y, panel)}
+            if panel:
+                fixed[panel] = values[panel][p]
+            _draw_refinement(ax, sw, refinement, x, y, fixed)
         _ticks(ax, "x", x, values[x])
         _ticks(ax, "y", y, values[y])
         if panel:
@@ -215,6 +221,43 @@ def phase_diagram(
     fig.suptitle(title or f"phases [D] — {suffix}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
+
+
+def _axis_value(sw, name: str, at: Mapping[str, Any] | None) -> Any:
+    values = sw.axes[name]
+    return values[_value_index(name, values, at[name])] if at and name in at else values[0]
+
+
+def _position(sw, refinement, axis: str | None, value: Any) -> float:
+    """Where `value` of `axis` lies in image coordinates (grid index, interpolated; log axes in log)."""
+    if axis is None:
+        return 0.0
+    grid = np.asarray(sw.axes[axis], dtype=np.float64)
+    f = np.log10 if axis in refinement.log_axes else (lambda v: v)
+    order = np.argsort(grid)
+    return float(np.interp(f(float(value)), f(grid[order]), np.arange(len(grid))[order]))
+
+
+def _draw_refinement(ax, sw, refinement, x: str | None, y: str | None, fixed: Mapping[str, Any]) -> None:
+    """Refined points (round ≥ 1) as dots in their phase's colour, the located boundary as black bars."""
+
+    def on_panel(point: Mapping[str, Any]) -> bool:
+        return all(_same(point[n], v) for n, v in fixed.items())
+
+    for point, label, r in zip(refinement.points, refinement.labels, refinement.rounds, strict=True):
+        if r and on_panel(point):
+            color = PHASE_COLORS.get(label, "#000000" if label == "above" else "#ffffff")
+            px, py = _position(sw, refinement, x, point.get(x)), _position(sw, refinement, y, point.get(y))
+            ax.scatter([px], [py], s=14, c=[color], edgecolors="black", linewidths=0.5, zorder=3)
+    for axis, others, va, vb in refinement.boundaries():
+        if axis not in (x, y) or not on_panel(others):
+            continue
+        mid = 0.5 * (_position(sw, refinement, axis, va) + _position(sw, refinement, axis, vb))
+        across = _position(sw, refinement, y if axis == x else x, others.get(y if axis == x else x))
+        if axis == x:
+            ax.plot([mid, mid], [across - 0.35, across + 0.35], color="black", lw=1.4, zorder=4)
+        else:
+            ax.plot([across - 0.35, across + 0.35], [mid, mid], color="black", lw=1.4, zorder=4)
 
 
 def metric_grid(sw, metric: str) -> tuple[np.ndarray, str]:
