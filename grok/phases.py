@@ -80,7 +80,7 @@ def classify_phase_corrupted(
     c = clean train accuracy, m = accuracy on the corrupted labels (fitted noise), v = how often
     the corrupted examples are predicted with their true label, t = `threshold`:
     test ≥ t: coexistence if m ≥ t, full inversion if v ≥ t, else partial inversion; test < t:
-    memorization if c ≥ t and m ≥ t, forgetting if the best test ≥ t, else confusion. Without
+    memorization if c ≥ t, forgetting if the best test ≥ t, else confusion. Without
     corrupted examples (m NaN while c is finite, ξ·n_train < 1) m counts as fitted. NaN (a diverged
     run) compares as below every bound. `phases = classify_phase_corrupted(c, m, v, test, best)`.
     """
@@ -102,7 +102,7 @@ def classify_phase_corrupted(
         test_hi & fitted,
         test_hi & ~fitted & ~inverted,
         test_hi & inverted,
-        ~test_hi & ge(clean) & fitted,
+        ~test_hi & ge(clean),
         ~test_hi & ge(max_test),
     ]
     index = np.select(conditions, list(range(5)), default=5)

@@ -68,6 +68,8 @@ def test_bisection_labels_and_resume(tmp_path):
         assert math.log10(hi / lo) == pytest.approx(3 / 2**rounds, abs=1e-9)  # geometric bisection
     added = [(p, lab) for p, lab, r in zip(ref.points, ref.labels, ref.rounds, strict=True) if r]
     assert {r for r in ref.rounds if r} == {1, 2, 3}
+    for point, _ in added:  # on a grid line: only the lr coordinate is off the grid
+        assert point["optim.weight_decay"] in (0.0, 1.0)
     for point, label in added[:2]:  # a refined point's label is its member trained alone
         run = grok.train_members(grok.preset("doshi-coexistence").override(**SPEC["set"]), [point], progress=False)
         assert label == ("above" if run.history["train_loss"][0, -1] >= THRESHOLD else "below")

@@ -75,13 +75,21 @@ class Refinement:
 
 
 def _lines(ref: Refinement):
-    """(axis, {other axis: value}, [(value, label)] sorted along the axis) for every line with points."""
+    """(axis, {other axis: value}, [(value, label)] sorted along the axis) for every line through the
+    grid: the other axes at grid values (a line holding a round-0 point); points added along another
+    axis lie off those lines and pair with nothing."""
     by_line: dict[tuple, list] = {}
-    for point, label in zip(ref.points, ref.labels, strict=True):
+    on_grid: set[tuple] = set()
+    for point, label, r in zip(ref.points, ref.labels, ref.rounds, strict=True):
         for axis in ref.numeric:
             key = (axis, tuple(_key(point[a]) for a in ref.axes if a != axis))
             by_line.setdefault(key, []).append((point[axis], label, point))
-    for (axis, _), members in by_line.items():
+            if r == 0:
+                on_grid.add(key)
+    for key, members in by_line.items():
+        if key not in on_grid:
+            continue
+        axis = key[0]
         members.sort(key=lambda m: m[0])
         fixed = {a: members[0][2][a] for a in ref.axes if a != axis}
         yield axis, fixed, [(v, lab) for v, lab, _ in members]
