@@ -60,15 +60,6 @@ def _check_permutation(task) -> None:
 
 
 register_task(
-    "permutation",
-    spec=tasks.permutation_spec,
-    build=tasks.build_permutation,
-    fields=("train_fraction", "corrupt_fraction"),
-    check=_check_permutation,
-    n=5,
-    op="compose",
-)
-register_task(
     "polynomial",
     spec=tasks.polynomial_spec,
     build=tasks.build_polynomial,
@@ -80,4 +71,13 @@ register_task(
     build=tasks.build_parity,
     fields=("parity_k", "parity_noise", "parity_samples", "train_fraction", "corrupt_fraction"),
     check=_check_parity,
+)
+register_task(
+    "permutation",
+    spec=tasks.permutation_spec,
+    build=tasks.build_permutation,
+    fields=("train_fraction", "corrupt_fraction"),
+    check=_check_permutation,
+    n=5,
+    op="compose",
 )
