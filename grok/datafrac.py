@@ -120,23 +120,26 @@ def data_fraction_figure(points: list[FractionPoint], path: str | Path, threshol
         lo, hi = np.array([s.min() for s in at_budget]), np.array([s.max() for s in at_budget])
         ax.fill_between(f, lo, hi, color=color, alpha=0.2, lw=0)
         ax.plot(f, med, "-o", color=color, ms=4, label=op)
+        span = max(p.fraction for p in points) - min(p.fraction for p in points) or 1.0
+        dx = 0.012 * span * (i - (len(ops) - 1) / 2)  # side by side where several lines are censored
         for p in mine:
             if p.censored:
-                ax.plot([p.fraction], [p.budget], "v", color=color, ms=7, mec="black", mew=0.5)
+                ax.plot([p.fraction + dx], [p.budget], "v", color=color, ms=7, mec="black", mew=0.5, zorder=3)
                 ax.annotate(
                     f"{p.censored}/{len(p.steps)}",
-                    (p.fraction, p.budget),
+                    (p.fraction + dx, p.budget),
                     textcoords="offset points",
-                    xytext=(0, 6 + 8 * i),
+                    xytext=(0, -12 - 9 * i),
                     ha="center",
                     fontsize=7,
                     color=color,
                 )
     ax.axhline(budget, color="grey", ls="--", lw=0.8)
     ax.set_yscale("log")
+    ax.set_ylim(top=budget * 1.25)
     ax.set_xlabel("training fraction")
     ax.set_ylabel(f"steps to {threshold:.0%} validation accuracy")
-    ax.set_title("[Power] data fraction: line = median, band = seed range; ▼ censored at the budget", fontsize=9)
+    ax.set_title("[Power] data fraction: line = median, band = seed range; ▼ k/n censored at the budget", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
