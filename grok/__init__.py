@@ -53,6 +53,7 @@ from grok.registry import (  # noqa: E402
 )
 from grok.run import Run, load_run, train, train_members  # noqa: E402
 from grok.sweep import SweepSpec, load_sweep, sweep  # noqa: E402
+from grok.sweep.refine import refine  # noqa: E402
 
 
 install_notebook_errors()  # in IPython/Jupyter: a grok error shows its one line and your frame
@@ -102,6 +103,7 @@ __all__ = [
     "register_probe",
     "register_task",
     "register_transform",
+    "refine",
     "registered",
     "show_full_tracebacks",
     "show_short_errors",

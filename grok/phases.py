@@ -30,6 +30,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 PHASES = ("coexistence", "partial_inversion", "full_inversion", "memorization", "forgetting", "confusion")
+# "doshi": [D]'s rule on total train accuracy (classify_phase, the default); "corrupted_subset":
+# the sharper rule on the corrupted subset's accuracies (classify_phase_corrupted, §7.3)
+PHASE_RULES = ("doshi", "corrupted_subset")
 
 
 def classify_phase(
@@ -60,6 +63,103 @@ def classify_phase(
     ]
     index = np.select(conditions, list(range(5)), default=5)
     return np.asarray(PHASES)[index]
+
+
+def classify_phase_corrupted(
+    train_acc_clean: ArrayLike,
+    train_acc_corrupted: ArrayLike,
+    corrupted_true_acc: ArrayLike,
+    test_acc: ArrayLike,
+    max_test_acc: ArrayLike,
+    threshold: float = 0.9,
+    *,
+    atol: float = 1e-7,
+) -> np.ndarray:
+    """Phase name per member by the corrupted subset (docs/formulas.md §7.3); str array.
+
+    c = clean train accuracy, m = accuracy on the corrupted labels (fitted noise), v = how often
+    the corrupted examples are predicted with their true label, t = `threshold`:
+    test ≥ t: coexistence if m ≥ t, full inversion if v ≥ t, else partial inversion; test < t:
+    memorization if c ≥ t, forgetting if the best test ≥ t, else confusion. Without
+    corrupted examples (m NaN while c is finite, ξ·n_train < 1) m counts as fitted. NaN (a diverged
+    run) compares as below every bound. `phases = classify_phase_corrupted(c, m, v, test, best)`.
+    """
+    clean, noisy, true, test, max_test = np.broadcast_arrays(
+        *(
+            np.asarray(a, dtype=np.float64)
+            for a in (train_acc_clean, train_acc_corrupted, corrupted_true_acc, test_acc, max_test_acc)
+        )
+    )
+
+    def ge(a: np.ndarray) -> np.ndarray:
+        return a >= threshold - atol
+
+    no_corrupted = np.isnan(noisy) & np.isfinite(clean)
+    fitted = ge(noisy) | no_corrupted
+    inverted = ge(true) & ~no_corrupted
+    test_hi = ge(test)
+    conditions = [
+        test_hi & fitted,
+        test_hi & ~fitted & ~inverted,
+        test_hi & inverted,
+        ~test_hi & ge(clean),
+        ~test_hi & ge(max_test),
+    ]
+    index = np.select(conditions, list(range(5)), default=5)
+    return np.asarray(PHASES)[index]
+
+
+def majority_phase(phase: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(majority phase, agreement fraction) over the last axis (the seeds).
+
+    Ties go to the phase that comes first in `PHASES`; entries that are not phases ("missing",
+    "") are ignored, and a cell without any is "missing" with agreement 0.
+    `major, agree = majority_phase(sw.phase)`.
+    """
+    counts = phase_counts(phase)
+    present = counts.sum(axis=-1)
+    best = np.argmax(counts, axis=-1)  # first maximum: PHASES order breaks ties
+    majority = np.where(present > 0, np.asarray(PHASES, dtype=object)[best], "missing").astype(str)
+    top = np.take_along_axis(counts, best[..., None], -1)[..., 0]
+    return majority, np.where(present > 0, top / np.maximum(present, 1), 0.0).astype(np.float64)
+
+
+def phase_counts(phase: ArrayLike) -> np.ndarray:
+    """int [..., len(PHASES)]: how many entries along the last axis (the seeds) are in each phase."""
+    phase = np.asarray(phase).astype(str)
+    return np.stack([np.sum(phase == name, axis=-1) for name in PHASES], axis=-1)
+
+
+def wilson_interval(successes: ArrayLike, trials: ArrayLike, z: float = 1.959963984540054) -> tuple:
+    """Wilson score interval (lo, hi) for a binomial proportion k/n (default 95%); NaN where n = 0.
+
+    centre = (k + z²/2)/(n + z²), half-width = z·√(k(n − k)/n + z²/4)/(n + z²).
+    `lo, hi = wilson_interval(3, 4)`.
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    z2 = z * z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (k + z2 / 2) / (n + z2)
+        half = z * np.sqrt(np.maximum(k * (n - k) / n, 0.0) + z2 / 4) / (n + z2)
+    lo = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+    hi = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    return (float(lo), float(hi)) if lo.ndim == 0 else (lo, hi)
+
+
+def phase_summary(phase: ArrayLike, z: float = 1.959963984540054) -> dict[str, np.ndarray]:
+    """Per cell (all axes but the last, the seeds): the fraction of seeds in each phase
+    (`fractions` [..., len(PHASES)], in `PHASES` order), the `majority` phase, its count `k` of
+    the `n` seeds with a phase, and the Wilson interval (`lo`, `hi`) of the majority's share.
+    `s = phase_summary(sw.phase)`; `s["majority"][cell]`, `s["lo"][cell]`."""
+    counts = phase_counts(phase)
+    n = counts.sum(axis=-1)
+    majority, _ = majority_phase(phase)
+    k = np.max(counts, axis=-1)
+    lo, hi = wilson_interval(k, n, z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = np.where(n[..., None] > 0, counts / np.maximum(n, 1)[..., None], np.nan)
+    return {"fractions": fractions, "majority": majority, "k": k, "n": n, "lo": np.asarray(lo), "hi": np.asarray(hi)}
 
 
 def first_crossing(steps: ArrayLike, curve: ArrayLike, threshold: ArrayLike, mode: str = "above") -> np.ndarray | float:

@@ -1,5 +1,6 @@
 """The built-in task kinds, registered like a user's: modular arithmetic [D], polynomial
-regression [K], sparse parity [P] (docs/formulas.md §2). The data code is in `tasks/`."""
+regression [K], sparse parity [P], binary operations in the symmetric group [Power]
+(docs/formulas.md §2, §7.1). The data code is in `tasks/`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ register_task(
     fields=("op", "p", "train_fraction", "corrupt_fraction"),
     check=_check_modular,
 )
+
+
+def _check_permutation(task) -> None:
+    n, op = task.option("permutation", "n"), task.option("permutation", "op")
+    lo, hi = tasks.PERMUTATION_N
+    if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+        raise ConfigError("task.permutation.n", n, f"an integer from {lo} to {hi} (the group S_n)")
+    if op not in tasks.PERMUTATION_OPS:
+        raise ConfigError("task.permutation.op", op, "one of " + ", ".join(tasks.PERMUTATION_OPS))
+    _check_split(task.train_fraction, math.factorial(n) ** 2, "pair")
+
+
 register_task(
     "polynomial",
     spec=tasks.polynomial_spec,
@@ -58,4 +71,13 @@ register_task(
     build=tasks.build_parity,
     fields=("parity_k", "parity_noise", "parity_samples", "train_fraction", "corrupt_fraction"),
     check=_check_parity,
+)
+register_task(
+    "permutation",
+    spec=tasks.permutation_spec,
+    build=tasks.build_permutation,
+    fields=("train_fraction", "corrupt_fraction"),
+    check=_check_permutation,
+    n=5,
+    op="compose",
 )

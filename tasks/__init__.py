@@ -1,5 +1,5 @@
 """Task data: modular arithmetic with label corruption [D], polynomial regression [K],
-sparse parity [P] (docs/formulas.md §2).
+sparse parity [P], binary operations in S_n [Power] (docs/formulas.md §2).
 
 Pure JAX, no grok import: each task has a `*_spec(task_cfg)` giving static sizes and a
 `build_*(task_cfg, key, corrupt_fraction, dtype)` giving a `Dataset` pytree (jittable with the
@@ -10,16 +10,28 @@ config static, vmappable over `key` and ξ). grok registers them as task kinds
 from tasks.dataset import COUNT_TOLERANCE, Dataset, TaskSpec, corrupt_labels, dataset_from_split, n_corrupted, subkeys
 from tasks.modular import MODULAR_OPS, all_pairs, build_modular, inverse_table, modular_label, modular_spec
 from tasks.parity import build_parity, parity_label, parity_spec, unique_bit_rows
+from tasks.permutation import (
+    PERMUTATION_N,
+    PERMUTATION_OPS,
+    build_permutation,
+    permutation_pairs,
+    permutation_spec,
+    permutation_table,
+    permutations,
+)
 from tasks.polynomial import build_polynomial, hermite_e, polynomial_spec, polynomial_target, project
 
 __all__ = [
     "COUNT_TOLERANCE",
     "MODULAR_OPS",
+    "PERMUTATION_N",
+    "PERMUTATION_OPS",
     "Dataset",
     "TaskSpec",
     "all_pairs",
     "build_modular",
     "build_parity",
+    "build_permutation",
     "build_polynomial",
     "corrupt_labels",
     "dataset_from_split",
@@ -30,6 +42,10 @@ __all__ = [
     "n_corrupted",
     "parity_label",
     "parity_spec",
+    "permutation_pairs",
+    "permutation_spec",
+    "permutation_table",
+    "permutations",
     "polynomial_spec",
     "polynomial_target",
     "project",

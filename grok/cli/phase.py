@@ -1,6 +1,10 @@
 """`grok phase DIR`: a sweep's phase diagram [D] and heat maps (a sweep written by `grok sweep`).
 
     grok phase DIR [--x AXIS] [--y AXIS] [--panel AXIS] [--at AXIS=VALUE ...] [--metric NAME] [--out FILE]
+                   [--rule doshi|corrupted_subset] [--quiet]
+
+It prints the phase table (per cell: majority phase, k/n seeds, Wilson 95% interval, the phases of
+seeds that disagree) unless --quiet.
 
 Bad input raises `grok.ConfigError` / `grok.store.RunDirError` (the CLI prints one line and exits 2).
 """
@@ -24,9 +28,14 @@ def _parse_at(items: list[str] | None) -> dict[str, str]:
 
 
 def cmd_phase(args: argparse.Namespace) -> int:
+    from grok.phases import PHASE_RULES
     from grok.plots import phase as phase_plots
     from grok.sweep import load_sweep
+    from grok.sweep.refine import load_refinement
+    from grok.sweep.report import phase_table
 
+    if args.rule not in PHASE_RULES:
+        raise ConfigError("--rule", args.rule, "one of " + ", ".join(PHASE_RULES))
     sw = load_sweep(args.dir)
     at = _parse_at(args.at)
     d = Path(args.dir)
@@ -40,7 +49,11 @@ def cmd_phase(args: argparse.Namespace) -> int:
                 raise ConfigError("--out", args.out, "one --metric with --out (or no --out for several)")
             written.append(phase_plots.heatmap(sw, metric, out, log=args.log, **where))
     elif sw.classification.any():
-        written.append(phase_plots.phase_diagram(sw, args.out or d / "phase.png", **where))
+        if not args.quiet:
+            print(phase_table(sw, args.rule))
+        ref = load_refinement(d, args.rule)
+        out = args.out or d / "phase.png"
+        written.append(phase_plots.phase_diagram(sw, out, rule=args.rule, refinement=ref, **where))
         written.append(phase_plots.heatmap(sw, "grokking_delay", d / "heatmap_grokking_delay.png", **where))
     else:  # regression sweeps [K]: no phases; grokking delay and final test loss
         out = args.out or d / "heatmap_grokking_delay.png"
@@ -57,7 +70,8 @@ def add_parser(subparsers) -> None:
         "phase",
         help="draw a sweep's phase diagram [D] and heat maps (grokking delay, any final metric)",
         description="Phase diagram of a sweep directory: two axes, a colour per phase, a panel per value of "
-        "a third axis, seeds by majority with agreement shown; or heat maps of --metric.",
+        "a third axis, cells where seeds disagree striped; prints the per-cell phase table with Wilson "
+        "intervals; or heat maps of --metric.",
     )
     p.add_argument("dir", help="a sweep directory written by `grok sweep`")
     p.add_argument("--x", help="axis along x (default: the first axis with several values)")
@@ -69,6 +83,13 @@ def add_parser(subparsers) -> None:
         action="append",
         help="heat map of this final metric (e.g. test_acc, train_acc_corrupted) or grokking_delay; repeatable",
     )
+    p.add_argument(
+        "--rule",
+        default="doshi",
+        help="phase rule: doshi ([D]'s, on total train accuracy; the default) or corrupted_subset "
+        "(by the corrupted labels' accuracies, recognises inversion at any corruption fraction)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no phase table, only the files written")
     p.add_argument("--log", action="store_true", help="logarithmic colour scale for --metric heat maps")
     p.add_argument("--out", help="PNG to write (default: DIR/phase.png or DIR/heatmap_<metric>.png)")
     p.set_defaults(func=cmd_phase)

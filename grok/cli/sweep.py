@@ -4,6 +4,8 @@
     grok sweep SPEC --out DIR --distributed           # multi-host (or --coordinator, --num-processes, --process-id)
                                                       # [--heartbeat-timeout SECONDS]
     grok sweep --list                                 # the sweep presets
+    grok sweep SPEC --out DIR --refine ROUNDS [--rule RULE | --refine-metric NAME=THRESHOLD]
+                                                      # then bisect between cells whose phase differs
 
 Running `grok sweep` again with the same SPEC and DIR resumes it. Bad input raises
 `grok.ConfigError` / `grok.store.RunDirError` (the CLI prints one line and exits 2).
@@ -50,6 +52,7 @@ def _init_distributed(args) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from grok.sweep import SweepSpec, sweep, sweep_presets
+    from grok.sweep.refine import check_refine, refine
 
     if args.list:
         names = sweep_presets()
@@ -60,6 +63,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.spec:
         raise ConfigError("SPEC", None, "a sweep TOML file or a sweep preset name (see `grok sweep --list`)")
     spec = SweepSpec.parse(args.spec)
+    metric, threshold = _parse_refine_metric(args.refine_metric)
+    if args.refine is not None:
+        check_refine(spec, args.refine, rule=args.rule, metric=metric, threshold=threshold)
+    elif args.refine_metric or args.rule != "doshi":
+        raise ConfigError("--refine", None, "--refine ROUNDS with --rule or --refine-metric")
     if args.dry_run:
         print(spec.describe())
         return 0
@@ -68,12 +76,34 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _init_distributed(args)
     if not args.quiet:
         print(spec.describe())
+    if args.refine is not None:
+        ref = refine(
+            spec, args.out, args.refine, rule=args.rule, metric=metric, threshold=threshold, progress=not args.quiet
+        )
+        grid = sum(r == 0 for r in ref.rounds)
+        print(
+            f"refined ({ref.label_name}): {len(ref.points) - grid} points added to {grid} in "
+            f"{max(ref.rounds)} round(s); {ref.n_runs} members in all; {len(ref.boundaries())} boundary crossings"
+        )
     sw = sweep(spec, args.out, progress=not args.quiet)
     if sw.classification.any():
         counts = Counter(sw.phase.ravel().tolist())
         print("phases: " + ", ".join(f"{k}={v}" for k, v in counts.most_common()))
     print(f"saved to {args.out}  (draw it: grok phase {args.out})")
     return 0
+
+
+def _parse_refine_metric(text: str | None) -> tuple[str | None, float | None]:
+    if text is None:
+        return None, None
+    name, sep, value = text.partition("=")
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = None
+    if not sep or not name.strip() or threshold is None:
+        raise ConfigError("--refine-metric", text, "NAME=THRESHOLD, e.g. test_loss=0.1")
+    return name.strip(), threshold
 
 
 def add_parser(subparsers) -> None:
@@ -90,6 +120,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no plan, no progress bar")
     p.add_argument("--dry-run", action="store_true", help="validate the spec and print the plan; train nothing")
     p.add_argument("--list", action="store_true", help="list the sweep presets")
+    p.add_argument(
+        "--refine",
+        type=int,
+        metavar="ROUNDS",
+        help="after the grid, ROUNDS rounds of bisection between neighbouring points whose phase differs "
+        "(along each numeric axis, geometric on log axes); resumable like the grid",
+    )
+    p.add_argument("--rule", default="doshi", help="phase rule for --refine: doshi (default) or corrupted_subset")
+    p.add_argument(
+        "--refine-metric",
+        metavar="NAME=THRESHOLD",
+        help="for sweeps without phases: refine where the seed mean of this final metric crosses THRESHOLD",
+    )
     p.add_argument(
         "--distributed",
         action="store_true",

@@ -1,4 +1,5 @@
-"""One-layer transformer on [a, b, =] (the Power et al. 2022 / Nanda et al. 2023 setting)."""
+"""Transformer on [a, b, =] (the Power et al. 2022 / Nanda et al. 2023 setting): one block by default,
+`model.transformer.layers` blocks (Power et al.'s 2) with causal attention below the last."""
 
 from __future__ import annotations
 
@@ -46,12 +47,54 @@ class LayerNorm(nnx.Module):
         return y * self.scale[...].reshape(shape) + self.bias[...].reshape(shape)
 
 
+def _attention(q: Array, k: Array, v: Array, n_heads: int, causal: bool) -> Array:
+    """Multi-head attention over the 3 positions: q [n, T, d] (T = 1 or 3), k, v [n, 3, d] → [n, T, d]."""
+    n, t, d = q.shape
+    hd = d // n_heads
+    q, k, v = (a.reshape(a.shape[0], a.shape[1], n_heads, hd) for a in (q, k, v))
+    scores = jnp.einsum("nqhe,nkhe->nhqk", q, k) * jnp.asarray(1.0 / math.sqrt(hd), q.dtype)
+    if causal:
+        scores = jnp.where(jnp.tril(jnp.ones((t, 3), bool)), scores, jnp.asarray(-jnp.inf, scores.dtype))
+    attn = jax.nn.softmax(scores, axis=-1)
+    return jnp.einsum("nhqk,nkhe->nqhe", attn, v).reshape(n, t, d)
+
+
+class Block(nnx.Module):
+    """A block below the last: pre-LN (optional) causal attention and a ReLU MLP at all 3 positions."""
+
+    def __init__(self, *, d: int, d_mlp: int, n_heads: int, use_bias: bool, layernorm: bool, common: dict):
+        self.n_heads = n_heads
+        self.wq = Dense(d, d, use_bias=False, **common)
+        self.wk = Dense(d, d, use_bias=False, **common)
+        self.wv = Dense(d, d, use_bias=False, **common)
+        self.wo = Dense(d, d, use_bias=use_bias, **common)
+        self.mlp_in = Dense(d, d_mlp, use_bias=use_bias, **common)
+        self.mlp_out = Dense(d_mlp, d, use_bias=use_bias, **common)
+        self.ln1 = LayerNorm(d, dtype=common["dtype"]) if layernorm else None
+        self.ln2 = LayerNorm(d, dtype=common["dtype"]) if layernorm else None
+
+    def __call__(self, h: Array, drop) -> Array:
+        n, t, d = h.shape
+        flat = lambda f, a: f(a.reshape(n * t, -1)).reshape(n, t, -1)
+        hn = self.ln1(h) if self.ln1 is not None else h
+        z = _attention(flat(self.wq, hn), flat(self.wk, hn), flat(self.wv, hn), self.n_heads, causal=True)
+        h = h + flat(self.wo, z)
+        m = self.ln2(h) if self.ln2 is not None else h
+        return h + flat(self.mlp_out, jax.nn.relu(drop(flat(self.mlp_in, m))))
+
+
+def _block_size(d: int, d_mlp: int, use_bias: bool) -> int:
+    size = 3 * dense_size(d, d, use_bias=False) + dense_size(d, d, use_bias=use_bias)
+    return size + dense_size(d, d_mlp, use_bias=use_bias) + dense_size(d_mlp, d, use_bias=use_bias)
+
+
 class Transformer(nnx.Module):
-    """Token + learned positional embeddings, one attention block, one ReLU MLP block, unembed.
+    """Token + learned positional embeddings, `layers` blocks (attention, ReLU MLP), unembed.
 
     Input x: int [n, 2] pairs; the sequence is [a, b, =] with '=' the token id p. Only the
-    last position is read out, and with a single layer its output depends only on its own
-    query, so causal and full attention give identical logits — we compute just that query.
+    last position is read out, and the last block's output there depends only on its own
+    query, so causal and full attention give identical logits — the last block computes just
+    that query. Blocks below it (`layers` > 1) run causal attention at all three positions.
     Optional pre-LN (LayerNorm before attention, before the MLP, and before the unembed).
     Embeddings ~ N(0, 1/d_model) (× init_scale); matrices follow `init` with fan_in.
     Dropout (traced rate) before the MLP's ReLU when training. No biases unless `use_bias`.
@@ -73,13 +116,14 @@ class Transformer(nnx.Module):
         param_dtype: DType,
         rngs: nnx.Rngs,
         use_dropout: bool = True,
+        layers: int = 1,
     ):
         self.p = p
         self.n_heads = n_heads
         d = d_model
         total = (p + 1 + 3) * d + 3 * dense_size(d, d, use_bias=False) + dense_size(d, d, use_bias=use_bias)
         total += dense_size(d, d_mlp, use_bias=use_bias) + dense_size(d_mlp, d, use_bias=use_bias)
-        total += dense_size(d, n_classes, use_bias=False)
+        total += dense_size(d, n_classes, use_bias=False) + (layers - 1) * _block_size(d, d_mlp, use_bias)
         bank = UniformBank(rngs.params(), total, param_dtype)
         std = jnp.asarray(1.0 / math.sqrt(d), param_dtype) * jnp.asarray(init_scale, param_dtype)
         self.tok_embed = nnx.Param(bank.normal((p + 1, d)).astype(param_dtype) * std)
@@ -92,6 +136,8 @@ class Transformer(nnx.Module):
         self.mlp_in = Dense(d, d_mlp, use_bias=use_bias, **common)
         self.mlp_out = Dense(d_mlp, d, use_bias=use_bias, **common)
         self.unembed = Dense(d, n_classes, use_bias=False, transposed=True, **common)
+        shape = dict(d=d, d_mlp=d_mlp, n_heads=n_heads, use_bias=use_bias, layernorm=layernorm, common=common)
+        self.lower = nnx.List([Block(**shape) for _ in range(layers - 1)])  # drawn after the rest: 1 layer unchanged
         bank.check_done()
         self.ln1 = LayerNorm(d, dtype=param_dtype) if layernorm else None
         self.ln2 = LayerNorm(d, dtype=param_dtype) if layernorm else None
@@ -109,6 +155,9 @@ class Transformer(nnx.Module):
         n = x.shape[0]
         tokens = jnp.concatenate([x.astype(jnp.int32), jnp.full((n, 1), self.p, jnp.int32)], axis=1)  # [n, 3]
         h = self.tok_embed[...][tokens] + self.pos_embed[...][None, :, :]  # [n, 3, d]
+        drop = (lambda u: dropout(u, self.rate[...], self.rng())) if train and self.use_dropout else (lambda u: u)
+        for block in self.lower:
+            h = block(h, drop)
         d = h.shape[-1]
         hd = d // self.n_heads
         hn = self.ln1(h) if self.ln1 is not None else h
@@ -140,6 +189,9 @@ def _check_transformer(cfg: Any) -> None:
         raise ConfigError(
             "model.kind", "transformer", f"a task with token-pair inputs, not task.kind={cfg.task.kind!r}"
         )
+    layers = cfg.model.option("transformer", "layers")
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 12:
+        raise ConfigError("model.transformer.layers", layers, "an integer from 1 to 12 (transformer blocks)")
     if cfg.model.d_model % cfg.model.n_heads:
         raise ConfigError("model.n_heads", cfg.model.n_heads, f"a divisor of model.d_model={cfg.model.d_model}")
 
@@ -154,6 +206,7 @@ def _build_transformer(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -
         n_heads=model_cfg.n_heads,
         d_mlp=model_cfg.d_mlp,
         layernorm=model_cfg.layernorm,
+        layers=int(model_cfg.option("transformer", "layers")),
         init=model_cfg.init,
         use_bias=model_cfg.use_bias,
         **member_kwargs(model_cfg, **member),
@@ -167,5 +220,10 @@ register_model(
     check=_check_transformer,
     # per example, its three positions [a, b, =]: 6·d_model (embedding, LayerNorm, q, k, v, residual),
     # the MLP's d_mlp and 3 attention scores per head
-    activations=lambda cfg: 3 * (6 * cfg.model.d_model + cfg.model.d_mlp + 3 * cfg.model.n_heads),
+    activations=lambda cfg: (
+        3
+        * (6 * cfg.model.d_model + cfg.model.d_mlp + 3 * cfg.model.n_heads)
+        * cfg.model.option("transformer", "layers")
+    ),
+    layers=1,
 )

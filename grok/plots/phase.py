@@ -2,9 +2,9 @@
 
 `phase_diagram` draws two chosen axes of a `grok.sweep.Sweep`, one colour per phase
 (`PHASE_COLORS`, fixed for the six phases of `grok.phases.PHASES`), one panel per value of a
-third axis. Seeds are aggregated by majority (ties go to the phase listed first in PHASES); the
-agreement — the fraction of seeds in the majority phase — fades the cell towards white and is
-written in the cell when seeds disagree. `heatmap` draws the seed mean of any final metric, or
+third axis. A cell whose seeds all agree is one colour; a cell whose seeds disagree is drawn as
+stripes in proportion to its phases, outlined, with the majority's count k/n written in it (ties go
+to the phase listed first in PHASES). `heatmap` draws the seed mean of any final metric, or
 of the grokking delay (`metric="grokking_delay"`), on the same layout. Axes not drawn must have
 one value or be fixed with `at={"axis": value}`. PNGs are written atomically.
 """
@@ -18,10 +18,10 @@ from typing import Any
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
 from grok.errors import ConfigError
-from grok.phases import PHASES
+from grok.phases import PHASES, majority_phase, phase_counts
 from grok.plots.base import save_figure
 
 PHASE_COLORS = {
@@ -34,24 +34,6 @@ PHASE_COLORS = {
 }
 MISSING_COLOR = "#ffffff"
 DERIVED = ("grokking_delay",)
-
-
-def majority_phase(phase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(majority phase, agreement fraction) over the last axis (the seeds).
-
-    Ties go to the phase that comes first in `grok.phases.PHASES`; "missing" entries are
-    ignored (a cell with no result is "missing", agreement 0).
-    """
-    phase = np.asarray(phase).astype(str)
-    counts = np.stack([np.sum(phase == name, axis=-1) for name in PHASES], axis=-1)
-    present = counts.sum(axis=-1)
-    best = np.argmax(counts, axis=-1)  # first maximum: PHASES order breaks ties
-    majority = np.asarray(PHASES, dtype=object)[best]
-    agreement = np.where(
-        present > 0, np.take_along_axis(counts, best[..., None], -1)[..., 0] / np.maximum(present, 1), 0
-    )
-    majority = np.where(present > 0, majority, "missing").astype(str)
-    return majority, agreement.astype(np.float64)
 
 
 def layout(
@@ -187,40 +169,95 @@ def phase_diagram(
     panel: str | None = None,
     at: Mapping[str, Any] | None = None,
     title: str | None = None,
+    rule: str = "doshi",
+    refinement=None,
 ) -> Path:
-    """Draw the phase diagram [D] of a sweep to `path` (PNG); returns the path."""
+    """Draw the phase diagram of a sweep to `path` (PNG) by `rule` (grok.phases.PHASE_RULES); returns
+    the path. A cell whose seeds disagree is drawn mixed: stripes in proportion to its phases,
+    with the majority's count k/n written in it; refined points (`grok.refine`) are drawn on top."""
     if not np.any(sw.classification):
         raise ConfigError("phase diagram", str(sw.path), "a sweep of a classification task (phases need accuracies)")
     x, y, panel, take = layout(sw, x, y, panel, at)
-    majority, agreement = majority_phase(take(sw.phase))  # [P, ny, nx]
+    phases = take(sw.phases(rule))
+    majority, agreement = majority_phase(phases)  # [P, ny, nx]
+    counts = phase_counts(phases)  # [P, ny, nx, len(PHASES)]
     n_seeds = len(sw.axes["seed"])
     fig, axes, values = _panels(sw, x, y, panel)
     for p, ax in enumerate(axes):
         rgb = np.ones(majority.shape[1:] + (3,))
         for name, color in PHASE_COLORS.items():
             rgb[majority[p] == name] = matplotlib.colors.to_rgb(color)
-        fade = 0.3 + 0.7 * agreement[p][..., None]
-        img = np.where(majority[p][..., None] == "missing", 1.0, fade * rgb + (1 - fade) * 1.0)
-        ax.imshow(img, origin="lower", aspect="auto", interpolation="nearest")
+        ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest")
         ny, nx = majority.shape[1:]
-        if nx * ny <= 400:
-            for iy in range(ny):
-                for ix in range(nx):
-                    a = agreement[p, iy, ix]
-                    if 0 < a < 1:
-                        k = int(round(a * n_seeds))
-                        ax.text(ix, iy, f"{k}/{n_seeds}", ha="center", va="center", fontsize=7)
+        for iy in range(ny):
+            for ix in range(nx):
+                a = agreement[p, iy, ix]
+                if not 0 < a < 1:
+                    continue
+                total, left = counts[p, iy, ix].sum(), ix - 0.5
+                for name, c in zip(PHASES, counts[p, iy, ix], strict=True):
+                    if c:
+                        w = c / total
+                        ax.add_patch(Rectangle((left, iy - 0.5), w, 1.0, color=PHASE_COLORS[name], lw=0))
+                        left += w
+                ax.add_patch(Rectangle((ix - 0.5, iy - 0.5), 1, 1, fill=False, ec="black", lw=0.6))
+                if nx * ny <= 400:
+                    k = counts[p, iy, ix].max()
+                    ax.text(ix, iy, f"{k}/{total}", ha="center", va="center", fontsize=7, color="white")
+        if refinement is not None:
+            fixed = {n: _axis_value(sw, n, at) for n in sw.axes if n not in ("seed", x, y, panel)}
+            if panel:
+                fixed[panel] = values[panel][p]
+            _draw_refinement(ax, sw, refinement, x, y, fixed)
         _ticks(ax, "x", x, values[x])
         _ticks(ax, "y", y, values[y])
         if panel:
             ax.set_title(_title(panel, values[panel][p]), fontsize=9)
-    shown = [n for n in PHASES if np.any(majority == n)] or list(PHASES)
+    shown = [n for n in PHASES if np.any(counts[..., PHASES.index(n)] > 0)] or list(PHASES)
     handles = [Patch(facecolor=PHASE_COLORS[n], label=n.replace("_", " ")) for n in shown]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    suffix = f"majority of {n_seeds} seed(s); paler = fewer seeds agree" if n_seeds > 1 else "1 seed"
+    how = "" if rule == "doshi" else f", rule {rule}"
+    suffix = f"{n_seeds} seeds{how}; striped = seeds disagree (k/n: the majority)" if n_seeds > 1 else f"1 seed{how}"
     fig.suptitle(title or f"phases [D] — {suffix}", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
+
+
+def _axis_value(sw, name: str, at: Mapping[str, Any] | None) -> Any:
+    values = sw.axes[name]
+    return values[_value_index(name, values, at[name])] if at and name in at else values[0]
+
+
+def _position(sw, refinement, axis: str | None, value: Any) -> float:
+    """Where `value` of `axis` lies in image coordinates (grid index, interpolated; log axes in log)."""
+    if axis is None:
+        return 0.0
+    grid = np.asarray(sw.axes[axis], dtype=np.float64)
+    f = np.log10 if axis in refinement.log_axes else (lambda v: v)
+    order = np.argsort(grid)
+    return float(np.interp(f(float(value)), f(grid[order]), np.arange(len(grid))[order]))
+
+
+def _draw_refinement(ax, sw, refinement, x: str | None, y: str | None, fixed: Mapping[str, Any]) -> None:
+    """Refined points (round ≥ 1) as dots in their phase's colour, the located boundary as black bars."""
+
+    def on_panel(point: Mapping[str, Any]) -> bool:
+        return all(_same(point[n], v) for n, v in fixed.items())
+
+    for point, label, r in zip(refinement.points, refinement.labels, refinement.rounds, strict=True):
+        if r and on_panel(point):
+            color = PHASE_COLORS.get(label, "#000000" if label == "above" else "#ffffff")
+            px, py = _position(sw, refinement, x, point.get(x)), _position(sw, refinement, y, point.get(y))
+            ax.scatter([px], [py], s=14, c=[color], edgecolors="black", linewidths=0.5, zorder=3)
+    for axis, others, va, vb in refinement.boundaries():
+        if axis not in (x, y) or not on_panel(others):
+            continue
+        mid = 0.5 * (_position(sw, refinement, axis, va) + _position(sw, refinement, axis, vb))
+        across = _position(sw, refinement, y if axis == x else x, others.get(y if axis == x else x))
+        if axis == x:
+            ax.plot([mid, mid], [across - 0.35, across + 0.35], color="black", lw=1.4, zorder=4)
+        else:
+            ax.plot([across - 0.35, across + 0.35], [mid, mid], color="black", lw=1.4, zorder=4)
 
 
 def metric_grid(sw, metric: str) -> tuple[np.ndarray, str]:

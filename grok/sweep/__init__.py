@@ -58,6 +58,9 @@ must have kept the same snapshot steps (or pass `steps=` that every batch kept).
 Modules: `spec` (SweepSpec, axes, groups and batches, validation; the memory estimate and check are
 `grok.sizing`'s), `runner` (`sweep`), `results` (`Sweep`, `load_sweep`) and `disk` (which batch
 directories are complete, for the runner and the results).
+
+Also: `refine` (`grok sweep SPEC --refine ROUNDS`: bisection between neighbouring points whose
+phase differs, docs/formulas.md §7.4) and `report` (the per-cell phase table of `grok phase`).
 """
 
 from grok.sizing import device_memory, member_size

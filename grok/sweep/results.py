@@ -11,7 +11,14 @@ from grok import posthoc, store
 from grok.config import Config
 from grok.errors import ConfigError
 from grok.history import MetricNotRecorded, missing_metric_message
-from grok.phases import classify_phase, grokking_delay, regression_grokking_delay
+from grok.phases import (
+    PHASE_RULES,
+    classify_phase,
+    classify_phase_corrupted,
+    grokking_delay,
+    phase_summary,
+    regression_grokking_delay,
+)
 from grok.run import Run, load_run
 from grok.store import RunDirError
 from grok.sweep.disk import batch_complete
@@ -225,20 +232,40 @@ class Sweep:
 
     @property
     def phase(self) -> np.ndarray:
-        """Phase [D] per member, `[*axes, seeds]` of names from `grok.phases.PHASES`
+        """Phase [D] per member, `[*axes, seeds]` of names from `grok.phases.PHASES`, by [D]'s rule
         (final train accuracy against the noisy labels, final test accuracy, best test accuracy
         over the run, ξ; docs/formulas.md §6). Regression members get "" (no phases defined); members
-        of missing batches get "missing"."""
-        train = self.metric("train_acc")
+        of missing batches get "missing". `phases(rule="corrupted_subset")` gives the sharper rule."""
+        return self.phases("doshi")
+
+    def phases(self, rule: str = "doshi") -> np.ndarray:
+        """Phase per member, `[*axes, seeds]`, by `rule`: "doshi" ([D], docs/formulas.md §6.1) or
+        "corrupted_subset" (the corrupted subset's accuracies, §7.3). `sw.phases("corrupted_subset")`."""
+        if rule not in PHASE_RULES:
+            raise ConfigError("rule", rule, "one of " + ", ".join(PHASE_RULES))
+        key = ("phases", rule)
+        if key in self._cache:
+            return self._cache[key]
         test = self.metric("test_acc")
         with np.errstate(invalid="ignore"):
             hist = self.history("test_acc")
             max_test = np.max(np.where(np.isnan(hist), -np.inf, hist), axis=-1)
-        xi = self.field("task.corrupt_fraction")
-        phase = classify_phase(train, test, max_test, xi).astype(object)
+        if rule == "doshi":
+            xi = self.field("task.corrupt_fraction")
+            phase = classify_phase(self.metric("train_acc"), test, max_test, xi).astype(object)
+        else:
+            clean, noisy = self.metric("train_acc_clean"), self.metric("train_acc_corrupted")
+            phase = classify_phase_corrupted(clean, noisy, self.metric("corrupted_true_acc"), test, max_test)
+            phase = phase.astype(object)
         phase[~self.classification] = ""
         phase[~self.present] = "missing"
-        return phase.astype(str)
+        self._cache[key] = phase.astype(str)
+        return self._cache[key]
+
+    def phase_summary(self, rule: str = "doshi") -> dict[str, np.ndarray]:
+        """Per grid cell `[*axes]` (seeds aggregated): fraction of seeds in each phase, majority phase,
+        its count k of n and Wilson 95% interval (`grok.phases.phase_summary`). `sw.phase_summary()["lo"]`."""
+        return phase_summary(self.phases(rule))
 
     @property
     def grokking_delay(self) -> np.ndarray:
