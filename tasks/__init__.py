@@ -7,7 +7,16 @@ config static, vmappable over `key` and ξ). grok registers them as task kinds
 (`grok.task_kinds`) and finds them by `task.kind`.
 """
 
-from tasks.dataset import COUNT_TOLERANCE, Dataset, TaskSpec, corrupt_labels, dataset_from_split, n_corrupted, subkeys
+from tasks.dataset import (
+    COUNT_TOLERANCE,
+    Dataset,
+    TaskSpec,
+    corrupt_labels,
+    dataset_from_split,
+    dataset_from_table,
+    n_corrupted,
+    subkeys,
+)
 from tasks.modular import MODULAR_OPS, all_pairs, build_modular, inverse_table, modular_label, modular_spec
 from tasks.parity import build_parity, parity_label, parity_spec, unique_bit_rows
 from tasks.permutation import (
@@ -35,6 +44,7 @@ __all__ = [
     "build_polynomial",
     "corrupt_labels",
     "dataset_from_split",
+    "dataset_from_table",
     "hermite_e",
     "inverse_table",
     "modular_label",

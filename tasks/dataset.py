@@ -101,3 +101,33 @@ def dataset_from_split(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array
         y_all=y_test,
         beta=jnp.zeros((1,), jnp.float32),
     )
+
+
+def dataset_from_table(
+    x_all: jax.Array,
+    y_all: jax.Array,
+    n_train: int,
+    n_classes: int,
+    key: jax.Array,
+    corrupt_fraction: jax.Array | float,
+    dtype,
+) -> Dataset:
+    """An algorithmic task's `Dataset` from its whole table (every pair and its answer): the pairs
+    shuffled (subkey `fold_in(key, 0)`), the first `n_train` are train, the rest test; label
+    corruption [D] on the train labels (subkeys 1 and 2). `beta` is zeros [1] of `dtype`."""
+    split_key, order_key, label_key = subkeys(key, 3)
+    perm = jax.random.permutation(split_key, x_all.shape[0])
+    train, test = perm[:n_train], perm[n_train:]
+    y_true = y_all[train]
+    y_noisy, corrupted = corrupt_labels(order_key, label_key, y_true, n_classes, corrupt_fraction)
+    return Dataset(
+        x_train=x_all[train],
+        y_train=y_noisy,
+        y_train_true=y_true,
+        corrupted=corrupted,
+        x_test=x_all[test],
+        y_test=y_all[test],
+        x_all=x_all,
+        y_all=y_all,
+        beta=jnp.zeros((1,), dtype),
+    )

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.dataset import Dataset, TaskSpec, corrupt_labels, subkeys
+from tasks.dataset import Dataset, TaskSpec, dataset_from_table
 
 MODULAR_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")
 
@@ -93,19 +93,4 @@ def build_modular(
     s = modular_spec(task)
     x_all_np, y_all_np = all_pairs(task.p, task.op)
     x_all, y_all = jnp.asarray(x_all_np), jnp.asarray(y_all_np)
-    split_key, order_key, label_key = subkeys(key, 3)
-    perm = jax.random.permutation(split_key, s.n_all)
-    train, test = perm[: s.n_train], perm[s.n_train :]
-    y_true = y_all[train]
-    y_noisy, corrupted = corrupt_labels(order_key, label_key, y_true, s.n_classes, corrupt_fraction)
-    return Dataset(
-        x_train=x_all[train],
-        y_train=y_noisy,
-        y_train_true=y_true,
-        corrupted=corrupted,
-        x_test=x_all[test],
-        y_test=y_all[test],
-        x_all=x_all,
-        y_all=y_all,
-        beta=jnp.zeros((1,), dtype),
-    )
+    return dataset_from_table(x_all, y_all, s.n_train, s.n_classes, key, corrupt_fraction, dtype)

@@ -10,18 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY
 
 import grok
 from grok.cli import main
-
-TINY = {
-    "task.p": 13,
-    "task.train_fraction": 0.5,
-    "model.widths": [8],
-    "train.steps": 8,
-    "train.log_every": 4,
-    "train.schedule": "linear",
-}
 
 
 def read_scalars(member_dir: Path) -> dict[str, dict[int, float]]:

@@ -8,20 +8,12 @@ import warnings
 import numpy as np
 import optax
 import pytest
+from helpers import TINY
 
 import grok
 from grok.cli import main
 from grok.cli.args import parse_sets
 from grok.registry import PROBES, TASKS, RegistryError
-
-TINY = {
-    "task.p": 13,
-    "task.train_fraction": 0.5,
-    "model.widths": [8],
-    "train.steps": 8,
-    "train.log_every": 4,
-    "train.schedule": "linear",
-}
 
 
 def tiny(**over) -> grok.Config:
