@@ -1,5 +1,5 @@
 """Task data: modular arithmetic with label corruption [D], polynomial regression [K],
-sparse parity [P] (docs/formulas.md §2).
+sparse parity [P], the linear teacher of reduced-rank regression (docs/formulas.md §2).
 
 Pure JAX, no grok import: each task has a `*_spec(task_cfg)` giving static sizes and a
 `build_*(task_cfg, key, corrupt_fraction, dtype)` giving a `Dataset` pytree (jittable with the
@@ -8,6 +8,7 @@ config static, vmappable over `key` and ξ). grok registers them as task kinds
 """
 
 from tasks.dataset import COUNT_TOLERANCE, Dataset, TaskSpec, corrupt_labels, dataset_from_split, n_corrupted, subkeys
+from tasks.linear_teacher import build_linear_teacher, linear_teacher_spec, teacher_matrix
 from tasks.modular import MODULAR_OPS, all_pairs, build_modular, inverse_table, modular_label, modular_spec
 from tasks.parity import build_parity, parity_label, parity_spec, unique_bit_rows
 from tasks.polynomial import build_polynomial, hermite_e, polynomial_spec, polynomial_target, project
@@ -18,6 +19,7 @@ __all__ = [
     "Dataset",
     "TaskSpec",
     "all_pairs",
+    "build_linear_teacher",
     "build_modular",
     "build_parity",
     "build_polynomial",
@@ -25,6 +27,7 @@ __all__ = [
     "dataset_from_split",
     "hermite_e",
     "inverse_table",
+    "linear_teacher_spec",
     "modular_label",
     "modular_spec",
     "n_corrupted",
@@ -34,5 +37,6 @@ __all__ = [
     "polynomial_target",
     "project",
     "subkeys",
+    "teacher_matrix",
     "unique_bit_rows",
 ]
