@@ -32,6 +32,8 @@ from grok.config import (  # noqa: E402
 )
 from grok.engine import trace_count  # noqa: E402
 from grok.errors import ConfigError  # noqa: E402
+from grok.llc import LLCResult, llc, llc_calibrate  # noqa: E402
+from grok.llc_theory import reduced_rank_lambda  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
 from grok.progress_posthoc import progress_with_final_keys  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
@@ -63,6 +65,7 @@ def registered() -> dict[str, tuple[str, ...]]:
 __all__ = [
     "Config",
     "ConfigError",
+    "LLCResult",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -73,6 +76,8 @@ __all__ = [
     "TaskConfig",
     "TrainConfig",
     "field_names",
+    "llc",
+    "llc_calibrate",
     "load_run",
     "load_sweep",
     "preset",
@@ -84,6 +89,7 @@ __all__ = [
     "register_probe",
     "register_task",
     "register_transform",
+    "reduced_rank_lambda",
     "registered",
     "sweep",
     "trace_count",

@@ -60,7 +60,7 @@ def _with_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nd
 @dataclasses.dataclass
 class Run:
     """A trained group of members: config, per-member overrides, history, final state, status,
-    and the snapshots (`train.snapshots`) by step."""
+    and the snapshots (`train.snapshots`) by step; `llc`: the `grok.llc` result saved beside it, if any."""
 
     config: Config
     members: list[dict[str, Any]]
@@ -68,6 +68,7 @@ class Run:
     state: dict[str, np.ndarray]
     status: dict[str, Any]
     snapshots: Snapshots = dataclasses.field(default_factory=Snapshots)
+    llc: Any = None
 
     @property
     def n_members(self) -> int:
@@ -238,6 +239,8 @@ class Run:
 
 def load_run(path: str | Path) -> Run:
     """Read a run directory written by `Run.save` (an incomplete one is an error)."""
+    from grok.llc import load_llc  # the LLC module builds on this one
+
     path = store.check_run_dir(path)
     meta = store.read_json(path / "config.json")
     try:
@@ -261,6 +264,7 @@ def load_run(path: str | Path) -> Run:
         state=store.read_npz(path / "params.npz"),
         status=store.read_json(path / "status.json"),
         snapshots=Snapshots.load(path),
+        llc=load_llc(path),
     )
 
 

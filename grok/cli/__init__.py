@@ -12,13 +12,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grok.cli import compare, demo, phase, plot, presets, probe, prune, reproduce, sweep, train
+from grok.cli import compare, demo, llc, phase, plot, presets, probe, prune, reproduce, sweep, train
 from grok.errors import ConfigError
 from grok.store import RunDirError
 
 USER_ERRORS = (ConfigError, RunDirError)
 # in the order `grok --help` lists them
-COMMANDS = (train, presets, demo, sweep, phase, compare, prune, plot, probe, reproduce)
+COMMANDS = (train, presets, demo, sweep, phase, compare, prune, plot, probe, llc, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
