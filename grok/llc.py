@@ -37,7 +37,7 @@ Array = jax.Array
 
 # step_size="auto": ε from this log grid (half decades), the largest that passes `_usable`
 AUTO_GRID = tuple(float(x) for x in np.logspace(-6, -2, 9))
-ACCEPT_MIN = 0.90  # MALA acceptance a usable step size keeps (devinterp's diagnostic; ≈ 0.9 when well sized)
+ACCEPT_MIN = 0.95  # MALA acceptance a usable step size keeps (see docs/formulas.md §8.2)
 TREND_TOL = 0.25  # a chain trends when its two post-burn-in halves' λ̂ differ by more than this × max(|λ̂|, 1)
 CHUNKS = 10  # the draws run in this many compiled calls (for the progress bar)
 FILE, SETTINGS_FILE = "llc.npz", "llc.json"
@@ -184,19 +184,20 @@ def _chain_key(seed: int, dyn, step, chain) -> Array:
 def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n_draws: int, seed: int):
     """(start, advance): jitted programs over members × snapshots × step sizes × chains.
 
-    start(dyn, saved, steps, (), n_grid) → (chain states, L(w*) [members, snapshots]);
-    advance(dyn, saved, steps, states, t0, eps [K], nbeta [K], γ) → (states, losses, acceptance),
-    losses and acceptance [members, snapshots, K, chains, n_draws]."""
+    start(dyn, saved, steps, like [members, snapshots, K]) → (chain states, L(w*) [members, snapshots]);
+    advance(dyn, saved, steps, (states, eps, nbeta), t0, γ) → ((states, eps, nbeta), (losses, acceptance)),
+    eps and nbeta [members, snapshots, K], losses and acceptance [members, snapshots, K, chains, n_draws]."""
     del tokens
 
-    def start(prog, state, dyn, _, like):
+    def start(prog, state, dyn, like):
         loss_on, _ = _member_loss(prog, state, dyn)
         w = state.params
         one = ChainState(w, w, jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, w))
         grid = jax.tree.map(lambda a: jnp.broadcast_to(a, (like.shape[0], chains, *a.shape)), one)
         return grid, loss_on(w)
 
-    def advance(prog, state, dyn, chain_states, t0, eps, nbeta, gamma):
+    def advance(prog, state, dyn, per, t0, gamma):
+        chain_states, eps, nbeta = per
         loss_on, n_train = _member_loss(prog, state, dyn)
         w_star = state.params
 
@@ -210,7 +211,8 @@ def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n
             return sgld_draws(loss_at, w_star, c, key, t0, eps_k, nbeta_k, gamma, n_draws)
 
         per_eps = jax.vmap(chain, in_axes=(0, None, None, 0))
-        return jax.vmap(per_eps, in_axes=(0, 0, 0, None))(chain_states, eps, nbeta, jnp.arange(chains))
+        out, traces = jax.vmap(per_eps, in_axes=(0, 0, 0, None))(chain_states, eps, nbeta, jnp.arange(chains))
+        return (out, eps, nbeta), traces
 
     return (
         jax.jit(posthoc.over_snapshots(static, start, members_in_blocks=True)),
@@ -257,7 +259,8 @@ def _chunking(draws: int) -> tuple[int, int]:
 
 
 def _sample(inp: _Inputs, settings: LLCSettings, eps: np.ndarray, nbeta: np.ndarray, progress: bool):
-    """(losses, acceptance [members, snapshots, K, chains, draws], L(w*) [members, snapshots])."""
+    """(losses, acceptance [members, snapshots, K, chains, draws], L(w*) [members, snapshots]): every
+    ε of `eps` [K] (with `nbeta` [K]) sampled in one program."""
     from grok.progress import progress_bar
 
     engine.enable_compilation_cache()
@@ -271,15 +274,14 @@ def _sample(inp: _Inputs, settings: LLCSettings, eps: np.ndarray, nbeta: np.ndar
     saved = {k: jnp.asarray(v) for k, v in inp.saved.items()}
     at = jnp.asarray(inp.steps, jnp.int32)
     gamma = jnp.asarray(settings.localization, dtype)
-    eps_a, nbeta_a = jnp.asarray(eps, dtype), jnp.asarray(nbeta, dtype)
-    n_members, n_steps = len(inp.dyn["seed"]), len(inp.steps)
+    grid = (len(inp.dyn["seed"]), len(inp.steps), len(eps))
+    eps_a, nbeta_a = (jnp.asarray(np.broadcast_to(np.asarray(v, np.float32), grid)) for v in (eps, nbeta))
     bar = progress_bar(settings.draws, "llc") if progress else None
-    states, init_loss = start(dyn, saved, at, np.zeros((n_members, n_steps, 0)), eps_a)
-    losses, accept = [], []
+    states, init_loss = start(dyn, saved, at, eps_a)
+    carry, losses, accept = (states, eps_a, nbeta_a), [], []
     try:
         for c in range(n_chunks):
-            t0 = jnp.asarray(c * per_chunk, jnp.int32)
-            states, (loss, acc) = advance(dyn, saved, at, states, t0, eps_a, nbeta_a, gamma)
+            carry, (loss, acc) = advance(dyn, saved, at, carry, jnp.asarray(c * per_chunk, jnp.int32), gamma)
             losses.append(np.asarray(loss))
             accept.append(np.asarray(acc))
             if bar is not None:
@@ -287,7 +289,8 @@ def _sample(inp: _Inputs, settings: LLCSettings, eps: np.ndarray, nbeta: np.ndar
     finally:
         if bar is not None:
             bar.close()
-    return np.concatenate(losses, axis=-1), np.concatenate(accept, axis=-1), np.asarray(init_loss, np.float64)
+    losses, accept = np.concatenate(losses, axis=-1), np.concatenate(accept, axis=-1)
+    return losses, accept, np.asarray(init_loss, np.float64)
 
 
 class _Chains(NamedTuple):
@@ -315,8 +318,20 @@ def chain_estimates(losses: np.ndarray, accept: np.ndarray, init_loss: np.ndarra
         first, second = nb * (post[..., :half].mean(-1) - ref), nb * (post[..., half:].mean(-1) - ref)
         nonfinite = ~np.isfinite(losses).all(-1)
         trending = ~nonfinite & (np.abs(second - first) > TREND_TOL * np.maximum(np.abs(llc), 1.0))
-        acc = np.nanmean(accept[..., max(burnin, 1) :], axis=-1)
+    acc = _nanmean(accept[..., max(burnin, 1) :])
     return _Chains(llc, acc, nonfinite, trending)
+
+
+def _pick(a: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`a` [members, snapshots, K, ...] at grid entry `index` [members, snapshots], keeping a K axis of 1."""
+    return np.take_along_axis(a, index.reshape(*index.shape, 1, *[1] * (a.ndim - 3)), axis=2)
+
+
+def _nanmean(a: np.ndarray) -> np.ndarray:
+    """Mean over the last axis, NaN entries left out (NaN where all are)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, -1)
 
 
 def _summary(values: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +375,7 @@ class LLCResult:
     step when "auto"); `acceptance` the MALA acceptance per chain; `nonfinite`/`trending` the
     flagged chains (excluded from mean and std); `step_size_ok` whether the auto rule found a
     usable ε (always True for a given ε); `grid`/`grid_mean`/`grid_acceptance` the auto grid's ε [K]
-    and λ̂, acceptance per grid point [.., K] (empty K for a given ε)."""
+    and each one's λ̂ and mean MALA acceptance [.., K] (empty K for a given ε)."""
 
     steps: np.ndarray
     mean: np.ndarray
@@ -453,36 +468,29 @@ def llc(
     inp = _inputs(run, steps)
     nb = settings.nbeta_for(inp.n_train)
     grid = np.asarray(AUTO_GRID if settings.step_size == "auto" else [settings.step_size], np.float64)
-    losses, accept, init_loss = _sample(inp, settings, grid, np.full(grid.shape, nb), progress)
-    per = chain_estimates(losses, accept, init_loss[..., None], nb, settings.n_burnin)
-    if settings.step_size == "auto":
-        index, ok = choose_step(grid, per)
-    else:
-        index, ok = np.zeros(init_loss.shape, int), np.ones(init_loss.shape, bool)
-
-    def pick(a):
-        return np.take_along_axis(a, index.reshape(*index.shape, *[1] * (a.ndim - index.ndim)), axis=2)[:, :, 0]
-
-    flagged = pick(per.flagged)
-    mean, std = _summary(pick(per.llc), flagged)
-    grid_mean, _ = _summary(per.llc, per.flagged)
     auto = settings.step_size == "auto"
+    losses, accept, init_loss = _sample(inp, settings, grid, np.full(grid.shape, nb), progress)
+    every = chain_estimates(losses, accept, init_loss[..., None], nb, settings.n_burnin)
+    index, ok = choose_step(grid, every) if auto else (np.zeros(init_loss.shape, int), np.ones(init_loss.shape, bool))
+    per = _Chains(*(_pick(a, index) for a in every))
+    losses = _pick(losses, index)
+    mean, std = _summary(per.llc[:, :, 0], per.flagged[:, :, 0])
     result = LLCResult(
         steps=np.asarray(inp.steps, np.int64),
         mean=mean,
         std=std,
-        per_chain=pick(per.llc),
-        traces=pick(losses),
+        per_chain=per.llc[:, :, 0],
+        traces=losses[:, :, 0],
         init_loss=init_loss,
         step_size=grid[index],
         nbeta=nb,
-        acceptance=pick(per.acceptance),
-        nonfinite=pick(per.nonfinite),
-        trending=pick(per.trending),
+        acceptance=per.acceptance[:, :, 0],
+        nonfinite=per.nonfinite[:, :, 0],
+        trending=per.trending[:, :, 0],
         step_size_ok=ok,
         grid=grid if auto else np.zeros(0),
-        grid_mean=grid_mean if auto else np.zeros((*mean.shape, 0)),
-        grid_acceptance=np.nanmean(per.acceptance, -1) if auto else np.zeros((*mean.shape, 0)),
+        grid_mean=_summary(every.llc, every.flagged)[0] if auto else np.zeros((*mean.shape, 0)),
+        grid_acceptance=_nanmean(every.acceptance) if auto else np.zeros((*mean.shape, 0)),
         settings=dataclasses.asdict(settings) | {"nbeta": nb, "burnin": settings.n_burnin},
     )
     if out is not None:
