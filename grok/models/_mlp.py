@@ -263,7 +263,7 @@ def _build_mlp(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> MLP:
         n_in=int(spec.input_dim),
         n_tokens=int(spec.n_tokens),
         n_classes=int(spec.n_classes),
-        n_outputs=int(spec.n_outputs),
+        n_outputs=int(getattr(spec, "n_outputs", 1)),  # a spec from before several outputs has one
         widths=tuple(model_cfg.widths),
         activation=model_cfg.activation,
         init=model_cfg.init,
