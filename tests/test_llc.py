@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import run_command
+from helpers import assert_png, run_command
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
@@ -209,11 +209,16 @@ def test_llc_on_a_classification_run_is_reproducible_and_independent_of_grouping
     assert mini.nbeta == pytest.approx(8 / np.log(8))
 
 
-def test_calibration_shares_the_chains_of_llc(snap_run):
+def test_calibration_shares_the_chains_of_llc_and_the_figures_draw(snap_run, tmp_path):
+    from grok.plots.llc import plot_chain_traces, plot_llc, save_calibration
+
     cal = grok.llc_calibrate(snap_run, step_sizes=[1e-5, 1e-4], nbetas=[5.0, 20.0], chains=3, draws=40)
     assert cal.mean.shape == (2, 3, 2, 2) and cal.chosen.shape == (2, 3, 2)
     res = grok.llc(snap_run, **FAST, nbeta=20.0)
     np.testing.assert_allclose(cal.mean[..., 1, 1], res.mean, rtol=1e-4)
+    assert_png(plot_llc(snap_run, res, tmp_path / "llc.png"))
+    assert_png(plot_chain_traces(res, tmp_path / "traces.png", member=1, step_index=1))
+    assert_png(save_calibration(cal, tmp_path / "cal.png"))
 
 
 def test_llc_saved_beside_the_run_and_reloaded_with_it(tmp_path):
