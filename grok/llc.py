@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from grok import engine, posthoc, store
 from grok.errors import ConfigError
@@ -181,7 +182,7 @@ def _chain_key(seed: int, dyn, step, chain) -> Array:
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n_draws: int, seed: int):
+def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n_draws: int, seed: int, sharding):
     """(start, advance): jitted programs over members × snapshots × step sizes × chains.
 
     start(dyn, saved, steps, like [members, snapshots, K]) → (chain states, L(w*) [members, snapshots]);
@@ -214,10 +215,14 @@ def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n
         out, traces = jax.vmap(per_eps, in_axes=(0, 0, 0, None))(chain_states, eps, nbeta, jnp.arange(chains))
         return (out, eps, nbeta), traces
 
-    return (
-        jax.jit(posthoc.over_snapshots(static, start, members_in_blocks=True)),
-        jax.jit(posthoc.over_snapshots(static, advance, members_in_blocks=True), donate_argnums=(3,)),
-    )
+    start_fn = posthoc.over_snapshots(static, start, members_in_blocks=True)
+    advance_fn = posthoc.over_snapshots(static, advance, members_in_blocks=True)
+    if sharding is not None:  # each device its own members, as in training: no program spans devices
+        split = functools.partial(jax.shard_map, mesh=sharding.mesh, out_specs=P("members"), check_vma=False)
+        mine = P("members")
+        start_fn = split(start_fn, in_specs=(mine, mine, P(), mine))
+        advance_fn = split(advance_fn, in_specs=(mine, mine, P(), mine, P(), P()))
+    return jax.jit(start_fn), jax.jit(advance_fn, donate_argnums=(3,))
 
 
 # --------------------------------------------------------------------------- driving it
@@ -266,31 +271,38 @@ def _sample(inp: _Inputs, settings: LLCSettings, eps: np.ndarray, nbeta: np.ndar
     engine.enable_compilation_cache()
     n_chunks, per_chunk = _chunking(settings.draws)
     batch = None if settings.batch_size is None or settings.batch_size >= inp.n_train else settings.batch_size
+    n_members = len(inp.dyn["seed"])
+    sharding, padded = engine.member_sharding(n_members)  # padded by repeating the last member
     start, advance = _programs(
-        inp.static, engine.registration_tokens(inp.static), settings.chains, batch, per_chunk, settings.seed
+        inp.static, engine.registration_tokens(inp.static), settings.chains, batch, per_chunk, settings.seed, sharding
     )
     dtype = jnp.float32
-    dyn = {k: jnp.asarray(v) for k, v in inp.dyn.items()}
-    saved = {k: jnp.asarray(v) for k, v in inp.saved.items()}
+
+    def members(a):
+        a = np.concatenate([a, np.repeat(a[-1:], padded - n_members, axis=0)])
+        return jnp.asarray(a) if sharding is None else jax.device_put(a, sharding)
+
+    dyn = {k: members(v) for k, v in inp.dyn.items()}
+    saved = {k: members(v) for k, v in inp.saved.items()}
     at = jnp.asarray(inp.steps, jnp.int32)
     gamma = jnp.asarray(settings.localization, dtype)
-    grid = (len(inp.dyn["seed"]), len(inp.steps), len(eps))
-    eps_a, nbeta_a = (jnp.asarray(np.broadcast_to(np.asarray(v, np.float32), grid)) for v in (eps, nbeta))
+    grid = (padded, len(inp.steps), len(eps))
+    eps_a, nbeta_a = (members(np.broadcast_to(np.asarray(v, np.float32), grid)) for v in (eps, nbeta))
     bar = progress_bar(settings.draws, "llc") if progress else None
     states, init_loss = start(dyn, saved, at, eps_a)
     carry, losses, accept = (states, eps_a, nbeta_a), [], []
     try:
         for c in range(n_chunks):
             carry, (loss, acc) = advance(dyn, saved, at, carry, jnp.asarray(c * per_chunk, jnp.int32), gamma)
-            losses.append(np.asarray(loss))
-            accept.append(np.asarray(acc))
+            losses.append(np.asarray(loss)[:n_members])
+            accept.append(np.asarray(acc)[:n_members])
             if bar is not None:
                 bar.update(per_chunk)
     finally:
         if bar is not None:
             bar.close()
     losses, accept = np.concatenate(losses, axis=-1), np.concatenate(accept, axis=-1)
-    return losses, accept, np.asarray(init_loss, np.float64)
+    return losses, accept, np.asarray(init_loss, np.float64)[:n_members]
 
 
 class _Chains(NamedTuple):

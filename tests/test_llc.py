@@ -209,6 +209,16 @@ def test_llc_on_a_classification_run_is_reproducible_and_independent_of_grouping
     assert mini.nbeta == pytest.approx(8 / np.log(8))
 
 
+def test_llc_sharded_over_devices_equals_each_member_alone(snap_run):
+    """4 members on the tests' 4 CPU devices: one member per device (shard_map), each as if alone."""
+    run4 = grok.train(snap_run.config, seeds=(0, 1, 2, 3), progress=False)
+    steps = run4.steps_with_snapshots[-1:]
+    res = grok.llc(run4, **FAST, steps=steps)
+    for m in (0, 3):
+        alone = grok.llc(run4.select([m]), **FAST, steps=steps)
+        np.testing.assert_array_equal(alone.traces[0], res.traces[m])
+
+
 def test_calibration_shares_the_chains_of_llc_and_the_figures_draw(snap_run, tmp_path):
     from grok.plots.llc import plot_chain_traces, plot_llc, save_calibration
 
