@@ -593,5 +593,6 @@ def llc_calibrate(
         flagged=per.flagged.mean(-1),
         usable=good,
         chosen=np.where(ok, eps[index], np.nan),
-        settings=dataclasses.asdict(settings) | {"step_size": None, "burnin": settings.n_burnin},
+        settings=dataclasses.asdict(settings)
+        | {"step_size": None, "burnin": settings.n_burnin, "accept_min": ACCEPT_MIN},
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from grok.llc import ACCEPT_MIN
 from grok.plots.base import _steps_for_log, plot_metric, save_figure
 
 
@@ -96,7 +95,7 @@ def plot_calibration(cal, *, member: int = 0, step_index: int = -1, ax=None):
         chosen = cal.chosen[member, step_index, b]
         if np.isfinite(chosen):
             ax.axvline(chosen, color=line.get_color(), ls="--", lw=0.8)
-    right.axhline(ACCEPT_MIN, color="0.5", lw=0.8)
+    right.axhline(cal.settings["accept_min"], color="0.5", lw=0.8)
     right.set_ylim(0, 1.05)
     right.set_ylabel("MALA acceptance (dotted)")
     ax.set_xscale("log")
