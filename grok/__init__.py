@@ -39,6 +39,8 @@ from grok.error_display import install_notebook_errors, show_full_tracebacks, sh
 from grok.errors import ConfigError, GrokWarning  # noqa: E402
 from grok.export import export_tensorboard, export_wandb  # noqa: E402
 from grok.history import MetricNotRecorded  # noqa: E402
+from grok.llc import LLCResult, llc, llc_calibrate  # noqa: E402
+from grok.llc_theory import reduced_rank_lambda  # noqa: E402
 from grok.posthoc import probe_history  # noqa: E402
 from grok.progress_measures_posthoc import progress_with_final_keys  # noqa: E402
 from grok.presets import preset, presets  # noqa: E402
@@ -80,6 +82,7 @@ __all__ = [
     "ConfigError",
     "GrokWarning",
     "MetricNotRecorded",
+    "LLCResult",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",
@@ -92,6 +95,8 @@ __all__ = [
     "export_tensorboard",
     "export_wandb",
     "field_names",
+    "llc",
+    "llc_calibrate",
     "load_run",
     "load_sweep",
     "preset",
@@ -103,6 +108,7 @@ __all__ = [
     "register_probe",
     "register_task",
     "register_transform",
+    "reduced_rank_lambda",
     "refine",
     "registered",
     "show_full_tracebacks",

@@ -31,7 +31,7 @@ from tasks.modular import MODULAR_OPS
 
 POLY_TARGETS = ("quadratic", "hermite")
 INITS = ("torch", "normal", "doshi")
-ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh")
+ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh", "linear")
 DTYPES = ("float16", "float32", "float64")
 SCHEDULES = ("linear", "log")
 

@@ -88,7 +88,8 @@ def per_example_loss(kind: str, outputs: Array, targets: Array, *, n_classes: in
     - "stablemax_ce" [P]: −log StableMax(z)_y in `dtype`.
     - "mse_onehot" [D]: mean_c (z_c − onehot(y)_c)², so the mean over examples is the mean
       over samples × classes.
-    - "mse" [K]: (ŷ − y)² for regression, `outputs` and `targets` of shape [n].
+    - "mse" [K]: (ŷ − y)² for regression, `outputs` and `targets` of shape [n]; with several
+      outputs ([n, k], the linear teacher) the mean over the k outputs, shape [n].
     """
     dt = _loss_dtype(dtype)
     z = outputs.astype(dt)
@@ -102,7 +103,8 @@ def per_example_loss(kind: str, outputs: Array, targets: Array, *, n_classes: in
     if kind == "mse":
         if z.shape != targets.shape:
             raise ValueError(f"loss 'mse': outputs shape {z.shape} must equal targets shape {targets.shape}")
-        return jnp.square(z - targets.astype(dt))
+        sq = jnp.square(z - targets.astype(dt))
+        return jnp.mean(sq, axis=-1) if sq.ndim > 1 else sq
     raise ValueError(f"loss kind {kind!r}: allowed: {', '.join(LOSS_KINDS)}")
 
 

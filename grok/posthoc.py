@@ -90,6 +90,12 @@ def probe_config(run, probes: Sequence[str]):
         probes = [probes]
     if not list(probes):
         raise ConfigError("probes", list(probes), "one or more registered probe names")
+    return rebuild_config(run, probes)
+
+
+def rebuild_config(run, probes: Sequence[str] = ()):
+    """The run's config for rebuilding its members' step-0 state after the fact, with `probes`
+    (maybe none) chosen and no schedule or snapshots of its own."""
     cfg = check_registered(run.config)
     return cfg.override(
         **{
@@ -112,11 +118,7 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
     """
     if not run.snapshots:
         raise ConfigError("run", "without snapshots", "a run trained with train.snapshots (a count or steps)")
-    steps = run.steps_with_snapshots if steps is None else [int(s) for s in steps]
-    for s in steps:
-        run._snapshot(s)  # a step without a snapshot names the nearest ones
-    if not steps:
-        raise ConfigError("steps", [], "one or more snapshot steps")
+    steps = snapshot_steps(run, steps)
     cfg = probe_config(run, probes)
     warn_changed_probes(run, cfg.train.probes)
     static, dyn = engine.stack_dynamic([cfg.override(**m) for m in run.members])
@@ -164,22 +166,57 @@ def _program(static, tokens: tuple[int, ...], names: tuple[str, ...]):
     """jit(vmap over members(vmap over snapshots(probes at a snapshot))), the members' step-0 state
     built once each; cached like the engine's programs (`tokens`: the registrations used)."""
     del tokens
+    return jax.jit(over_snapshots(static, lambda prog, state, dyn, _: prog.probes(state, dyn, names)))
+
+
+def snapshot_steps(run, steps: Sequence[int] | None) -> list[int]:
+    """The snapshot steps asked for (all when None), each checked: a step without a snapshot is a
+    `ConfigError` naming the nearest ones."""
+    steps = run.steps_with_snapshots if steps is None else [int(s) for s in steps]
+    for s in steps:
+        run._snapshot(s)  # a step without a snapshot names the nearest ones
+    if not steps:
+        raise ConfigError("steps", [], "one or more snapshot steps")
+    return steps
+
+
+def state_at(start, snapshot: Mapping[str, Array], step: Array):
+    """A member's step-0 state (`MemberProgram.init_state`) with a snapshot's parameters and
+    model state put in (`snapshot`: `params/...`, `rest/...` arrays of one member)."""
+    return start._replace(
+        params=_substitute(start.params, snapshot, "params/"),
+        rest=_substitute(start.rest, snapshot, "rest/"),
+        step=step,
+    )
+
+
+def over_snapshots(static, at_snapshot, *, members_in_blocks: bool = False):
+    """`fn(dyn, saved, steps, per_snapshot=(), *args)`: `at_snapshot(prog, state, dyn, per, *args)`
+    evaluated on every member (leading axis of `dyn`, `saved`) at every snapshot (second axis of
+    `saved`, `steps`), each member's step-0 state rebuilt once from its seeds (`prog`: the static
+    config's `MemberProgram`). `per_snapshot` is a pytree batched like `saved` ([members,
+    snapshots, ...]; `per` is one entry); `args` are shared by all. Not jitted: compose as needed.
+
+    `members_in_blocks`: walk the members one at a time (`lax.map`) instead of vmapping them, so a
+    member's numbers do not depend on its company (the engine's CPU member blocks, for the same reason).
+    """
     prog = engine.member_program(static)
 
-    def member(dyn, saved, steps):
+    def member(dyn, saved, steps, per_snapshot, *args):
         start = prog.init_state(dyn)
 
-        def at(snapshot, step):
-            state = start._replace(
-                params=_substitute(start.params, snapshot, "params/"),
-                rest=_substitute(start.rest, snapshot, "rest/"),
-                step=step,
-            )
-            return prog.probes(state, dyn, names)
+        def at(snapshot, step, per):
+            return at_snapshot(prog, state_at(start, snapshot, step), dyn, per, *args)
 
-        return jax.vmap(at)(saved, steps)
+        return jax.vmap(at)(saved, steps, per_snapshot)
 
-    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
+    def fn(dyn, saved, steps, per_snapshot=(), *args):
+        if members_in_blocks:
+            return jax.lax.map(lambda one: member(*one[:2], steps, one[2], *args), (dyn, saved, per_snapshot))
+        in_axes = (0, 0, None, 0) + (None,) * len(args)
+        return jax.vmap(member, in_axes=in_axes)(dyn, saved, steps, per_snapshot, *args)
+
+    return fn
 
 
 def warn_changed_probes(run, names: Sequence[str]) -> None:

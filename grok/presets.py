@@ -99,6 +99,11 @@ def _nanda(p: int, train_fraction: float, d_model: int, d_mlp: int, lr: float, s
     )
 
 
+def _with_snapshots(cfg: Config, snapshots: int = 16, log_points: int = 48) -> Config:
+    """`cfg` on a log schedule keeping `snapshots` log-spaced snapshots (for `grok.llc`)."""
+    return cfg.override(**{"train.schedule": "log", "train.log_points": log_points, "train.snapshots": snapshots})
+
+
 _PERP = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, transforms=("perp_grad",))
 _STABLE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.999, eps=1e-25, weight_decay=0.0)
 _COLLAPSE = OptimConfig(kind="adamw", lr=1e-2, b1=0.9, b2=0.99, eps=1e-25, weight_decay=0.0)
@@ -223,6 +228,16 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
         "[N] at CPU size (add mod 47, 40% train, d_model 64, d_mlp 256): memorization, circuit formation and "
         "cleanup within 4 000 steps",
         lambda: _nanda(47, 0.4, 64, 256, 3e-3, 4_000, 50),
+    ),
+    # The LLC over a grokking run (docs/formulas.md §8; notebooks/08_llc.ipynb): the presets above on a
+    # log schedule that keeps 16 snapshots, for `grok.llc(run)`.
+    "llc-mlp-small": (
+        "LLC over grokking: add mod 31, 60% train, MLP 128-128, AdamW lr 3e-3 wd 1, 16 log-spaced snapshots",
+        lambda: _with_snapshots(_interventions(steps=3000)),
+    ),
+    "llc-transformer-small": (
+        "LLC over grokking: [N]'s transformer at CPU size (add mod 47), 16 log-spaced snapshots",
+        lambda: _with_snapshots(_nanda(47, 0.4, 64, 256, 3e-3, 4_000, 50)),
     ),
     "kumar-fig1": (
         "[K] Fig 1: lazy→rich grokking on a quadratic single-index target (D=100, P=550)",

@@ -63,7 +63,7 @@ def _with_prefix(flat: Mapping[str, np.ndarray], prefix: str) -> dict[str, np.nd
 @dataclasses.dataclass
 class Run:
     """A trained group of members: config, per-member overrides, history, final state, status,
-    and the snapshots (`train.snapshots`) by step.
+    and the snapshots (`train.snapshots`) by step; `llc`: the `grok.llc` result saved beside it, if any.
 
     >>> run = grok.train(grok.preset("prieto-perpgrad-small"), seeds=(0, 1))
     >>> run.history["test_acc"], run.frame(), run.model(0)
@@ -75,6 +75,7 @@ class Run:
     state: dict[str, np.ndarray]
     status: dict[str, Any]
     snapshots: Snapshots = dataclasses.field(default_factory=Snapshots)
+    llc: Any = None
 
     def __post_init__(self) -> None:
         # a missing metric names the probe that records it (`grok.history.MetricNotRecorded`)
@@ -264,6 +265,8 @@ def load_run(path: str | Path) -> Run:
 
     >>> run = grok.load_run("runs/x")
     """
+    from grok.llc import load_llc  # the LLC module builds on this one
+
     path = store.check_run_dir(path)
     meta = store.read_json(path / "config.json")
     try:
@@ -287,6 +290,7 @@ def load_run(path: str | Path) -> Run:
         state=store.read_npz(path / "params.npz"),
         status=store.read_json(path / "status.json"),
         snapshots=Snapshots.load(path),
+        llc=load_llc(path),
     )
 
 

@@ -1,6 +1,6 @@
 """The built-in task kinds, registered like a user's: modular arithmetic [D], polynomial
 regression [K], sparse parity [P], binary operations in the symmetric group [Power]
-(docs/formulas.md §2, §7.1). The data code is in `tasks/`."""
+(docs/formulas.md §2, §7.1), the linear teacher of reduced-rank regression (§8). The data code is in `tasks/`."""
 
 from __future__ import annotations
 
@@ -80,4 +80,31 @@ register_task(
     check=_check_permutation,
     n=5,
     op="compose",
+)
+
+
+def _check_linear_teacher(task) -> None:
+    opt = task.options_of("linear_teacher")
+    for key in ("input_dim", "output_dim"):
+        if not isinstance(opt[key], int) or isinstance(opt[key], bool) or opt[key] < 1:
+            raise ConfigError(f"task.linear_teacher.{key}", opt[key], "a whole number ≥ 1")
+    limit = min(opt["input_dim"], opt["output_dim"])
+    if not isinstance(opt["rank"], int) or isinstance(opt["rank"], bool) or not 0 <= opt["rank"] <= limit:
+        allowed = f"a whole number from 0 to min(input_dim, output_dim) = {limit}"
+        raise ConfigError("task.linear_teacher.rank", opt["rank"], allowed)
+    noise = opt["noise"]
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not (math.isfinite(noise) and noise >= 0):
+        raise ConfigError("task.linear_teacher.noise", noise, "a finite number ≥ 0")
+
+
+register_task(
+    "linear_teacher",
+    spec=tasks.linear_teacher_spec,
+    build=tasks.build_linear_teacher,
+    fields=("n_train", "n_test"),
+    check=_check_linear_teacher,
+    input_dim=5,
+    output_dim=5,
+    rank=0,
+    noise=1.0,
 )

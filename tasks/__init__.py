@@ -1,5 +1,6 @@
 """Task data: modular arithmetic with label corruption [D], polynomial regression [K],
-sparse parity [P], binary operations in S_n [Power] (docs/formulas.md §2).
+sparse parity [P], binary operations in S_n [Power], the linear teacher of reduced-rank regression
+(docs/formulas.md §2).
 
 Pure JAX, no grok import: each task has a `*_spec(task_cfg)` giving static sizes and a
 `build_*(task_cfg, key, corrupt_fraction, dtype)` giving a `Dataset` pytree (jittable with the
@@ -17,6 +18,7 @@ from tasks.dataset import (
     n_corrupted,
     subkeys,
 )
+from tasks.linear_teacher import build_linear_teacher, linear_teacher_spec, teacher_matrix
 from tasks.modular import MODULAR_OPS, all_pairs, build_modular, inverse_table, modular_label, modular_spec
 from tasks.parity import build_parity, parity_label, parity_spec, unique_bit_rows
 from tasks.permutation import (
@@ -38,6 +40,7 @@ __all__ = [
     "Dataset",
     "TaskSpec",
     "all_pairs",
+    "build_linear_teacher",
     "build_modular",
     "build_parity",
     "build_permutation",
@@ -47,6 +50,7 @@ __all__ = [
     "dataset_from_table",
     "hermite_e",
     "inverse_table",
+    "linear_teacher_spec",
     "modular_label",
     "modular_spec",
     "n_corrupted",
@@ -60,5 +64,6 @@ __all__ = [
     "polynomial_target",
     "project",
     "subkeys",
+    "teacher_matrix",
     "unique_bit_rows",
 ]

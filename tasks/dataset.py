@@ -27,6 +27,7 @@ class TaskSpec(NamedTuple):
     n_train: int
     n_test: int
     n_all: int  # modular: every pair (p² or p(p−1) for div); otherwise = n_test
+    n_outputs: int = 1  # regression: outputs per example (targets [n] when 1, [n, n_outputs] otherwise)
 
 
 class Dataset(NamedTuple):

@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grok.cli import compare, datafrac, demo, export, phase, plot, presets, probe, prune, reproduce, sweep, train
+from grok.cli import compare, datafrac, demo, export, llc, phase, plot, presets, probe, prune, reproduce, sweep, train
 from grok.errors import ConfigError
 from grok.history import MetricNotRecorded
 from grok.registry import RegistryError
@@ -20,7 +20,7 @@ from grok.store import RunDirError
 
 USER_ERRORS = (ConfigError, RunDirError, RegistryError, MetricNotRecorded)
 # in the order `grok --help` lists them
-COMMANDS = (train, presets, demo, sweep, phase, datafrac, compare, prune, plot, probe, export, reproduce)
+COMMANDS = (train, presets, demo, sweep, phase, datafrac, compare, prune, plot, probe, export, llc, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:

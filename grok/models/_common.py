@@ -106,7 +106,8 @@ def doshi_std(width: int) -> float:
 
 
 def activation(name: str, z: Array) -> Array:
-    """relu, quadratic (z², [D]), gelu (exact erf form, torch's default), tanh."""
+    """relu, quadratic (z², [D]), gelu (exact erf form, torch's default), tanh, linear (identity: a
+    bias-free MLP is then a deep linear network, whose learning coefficient is known, formulas §8)."""
     if name == "relu":
         return jax.nn.relu(z)
     if name == "quadratic":
@@ -115,7 +116,9 @@ def activation(name: str, z: Array) -> Array:
         return jax.nn.gelu(z, approximate=False)
     if name == "tanh":
         return jnp.tanh(z)
-    raise ValueError(f"unknown activation {name!r}; allowed: relu, quadratic, gelu, tanh")
+    if name == "linear":
+        return z
+    raise ValueError(f"unknown activation {name!r}; allowed: relu, quadratic, gelu, tanh, linear")
 
 
 def dropout(x: Array, rate: Array, key: Array) -> Array:

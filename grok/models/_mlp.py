@@ -48,6 +48,7 @@ class MLP(nnx.Module):
         n_in: int,
         n_tokens: int,
         n_classes: int,
+        n_outputs: int = 1,
         widths: tuple[int, ...],
         activation: str,
         init: str,
@@ -63,9 +64,10 @@ class MLP(nnx.Module):
     ):
         self.n_tokens = n_tokens
         self.n_classes = n_classes
+        self.n_outputs = n_outputs
         self.widths = tuple(widths)
         self.activation = activation
-        n0, n_out = self.widths[0], max(n_classes, 1)
+        n0, n_out = self.widths[0], n_classes or n_outputs
         fan_in = 2 * n_tokens if n_tokens else n_in  # torch Linear on the one-hot concatenation: 2p
         pairs = list(zip(self.widths[:-1], self.widths[1:], strict=True))
         total = dense_size(fan_in, n0, use_bias=use_bias, kernel_given=first_kernel is not None)
@@ -115,12 +117,13 @@ class MLP(nnx.Module):
         return h
 
     def __call__(self, x: Array, *, train: bool) -> Array:
-        """Logits [n, C] (classification) or outputs [n] (regression, C = 0)."""
+        """Logits [n, C] (classification) or outputs [n] (regression, C = 0), [n, n_outputs] when
+        a regression task has several outputs (the linear teacher)."""
         h = self._hidden(self.first_layer(x), 0, train)
         for i, layer in enumerate(self.hidden):
             h = self._hidden(layer(h), i + 1, train)
         out = self.readout(h)
-        return out[:, 0] if self.n_classes == 0 else out
+        return out[:, 0] if self.n_classes == 0 and self.n_outputs == 1 else out
 
 
 class QuadraticMLP(MLP):
@@ -260,6 +263,7 @@ def _build_mlp(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> MLP:
         n_in=int(spec.input_dim),
         n_tokens=int(spec.n_tokens),
         n_classes=int(spec.n_classes),
+        n_outputs=int(getattr(spec, "n_outputs", 1)),  # a spec from before several outputs has one
         widths=tuple(model_cfg.widths),
         activation=model_cfg.activation,
         init=model_cfg.init,
