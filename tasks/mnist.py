@@ -22,6 +22,7 @@ from tasks.dataset import Dataset, TaskSpec
 from tasks.images import N_CLASSES, build_image_task
 
 PIXEL_MAX = 255.0
+N_PIXELS = 784  # 28 × 28
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -85,8 +86,8 @@ def _load(path: str, mtime: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     y_train, y_test = (arrays[k].reshape(-1) for k in ("y_train", "y_test"))
     if x_train.shape[0] != y_train.shape[0] or x_test.shape[0] != y_test.shape[0]:
         raise MnistFileError(f"{path}: image and label counts differ ({x_train.shape[0]} vs {y_train.shape[0]})")
-    if x_train.shape[1] != x_test.shape[1]:
-        raise MnistFileError(f"{path}: training and test images differ in size")
+    if x_train.shape[1] != N_PIXELS or x_test.shape[1] != N_PIXELS:
+        raise MnistFileError(f"{path}: images must be 28x28, got {x_train.shape[1]} and {x_test.shape[1]} pixels")
     labels = np.concatenate([y_train, y_test])
     if labels.size and (labels.min() < 0 or labels.max() >= N_CLASSES):
         raise MnistFileError(f"{path}: labels outside 0..9")
@@ -99,17 +100,17 @@ def mnist_arrays(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     """(x_train uint8 [n, 784], y_train int32, x_test, y_test) from `path` (IDX directory or .npz);
     `MnistFileError` (one line) for a missing or malformed file."""
     if not path:
-        raise MnistFileError(f"no file given: task.mnist.path needs {WHERE}")
+        raise MnistFileError(f"no file given: task.mnist.path (the mnist presets read $GROK_MNIST) needs {WHERE}")
     if not os.path.exists(path):
         raise MnistFileError(f"{path} does not exist: task.mnist.path needs {WHERE}")
     return _load(os.path.abspath(path), os.path.getmtime(path))
 
 
 def mnist_spec(task: Any) -> TaskSpec:
-    """10 classes, the images' pixel count, `task.n_train` train and `task.mnist.n_test` test images."""
-    x_train, _, _, _ = mnist_arrays(task.option("mnist", "path"))
+    """10 classes, 784 inputs, `task.n_train` train and `task.mnist.n_test` test images (the file is
+    not read: the task's check has made sure it holds that many)."""
     n_test = task.option("mnist", "n_test")
-    return TaskSpec("mnist", N_CLASSES, 0, x_train.shape[1], task.n_train, n_test, n_test)
+    return TaskSpec("mnist", N_CLASSES, 0, N_PIXELS, task.n_train, n_test, n_test)
 
 
 def build_mnist(
