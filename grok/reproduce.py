@@ -279,38 +279,6 @@ def _kumar(figure: str, claim: str, check, draw, sweep: Mapping[str, Sequence[fl
 
 
 REPRODUCTIONS: dict[str, Reproduction] = {
-    "omnigrok-digits": _omnigrok(
-        "omnigrok-digits",
-        "a large initialization with MSE fits the training digits long before the test accuracy rises",
-        _check_omnigrok_delay,
-    ),
-    "omnigrok-digits-fixed-norm": _omnigrok(
-        "omnigrok-digits-fixed-norm",
-        "the weight norm held at the standard initialization's generalizes without the delay",
-        _check_omnigrok_no_delay,
-    ),
-    "anti-grokking-digits": _omnigrok(
-        "anti-grokking-digits",
-        "without weight decay, test accuracy collapses long after grokking, heralded by a layer's α < 2",
-        _check_anti_grokking,
-        paper=_PM,
-    ),
-    "omnigrok-mnist": _omnigrok(
-        "omnigrok-mnist",
-        "a large initialization with MSE fits 1 000 MNIST images long before the test accuracy rises",
-        _check_omnigrok_delay,
-    ),
-    "omnigrok-mnist-fixed-norm": _omnigrok(
-        "omnigrok-mnist-fixed-norm",
-        "on MNIST, the weight norm held at the standard initialization's generalizes without the delay",
-        _check_omnigrok_no_delay,
-    ),
-    "anti-grokking-mnist": _omnigrok(
-        "anti-grokking-mnist",
-        "MNIST without weight decay: test accuracy collapses after grokking, heralded by a layer's α < 2",
-        _check_anti_grokking,
-        paper=_PM,
-    ),
     "nanda-progress": Reproduction(
         preset="nanda-progress",
         paper="[N] Nanda et al., ICLR 2023, Fig. 1 and 7",
@@ -353,6 +321,38 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         _check_fig3a,
         figure_fig3a,
         sweep={"model.alpha": FIG3A_ALPHAS},
+    ),
+    "omnigrok-digits": _omnigrok(
+        "omnigrok-digits",
+        "a large initialization with MSE fits the training digits long before the test accuracy rises",
+        _check_omnigrok_delay,
+    ),
+    "omnigrok-digits-fixed-norm": _omnigrok(
+        "omnigrok-digits-fixed-norm",
+        "the weight norm held at the standard initialization's generalizes without the delay",
+        _check_omnigrok_no_delay,
+    ),
+    "anti-grokking-digits": _omnigrok(
+        "anti-grokking-digits",
+        "without weight decay, test accuracy collapses long after grokking, heralded by a layer's α < 2",
+        _check_anti_grokking,
+        paper=_PM,
+    ),
+    "omnigrok-mnist": _omnigrok(
+        "omnigrok-mnist",
+        "a large initialization with MSE fits 1 000 MNIST images long before the test accuracy rises",
+        _check_omnigrok_delay,
+    ),
+    "omnigrok-mnist-fixed-norm": _omnigrok(
+        "omnigrok-mnist-fixed-norm",
+        "on MNIST, the weight norm held at the standard initialization's generalizes without the delay",
+        _check_omnigrok_no_delay,
+    ),
+    "anti-grokking-mnist": _omnigrok(
+        "anti-grokking-mnist",
+        "MNIST without weight decay: test accuracy collapses after grokking, heralded by a layer's α < 2",
+        _check_anti_grokking,
+        paper=_PM,
     ),
 }
 
