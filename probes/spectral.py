@@ -49,7 +49,8 @@ FIT_STATUS = {
     3: "non-finite weights",
 }
 # The empirical CDF the KS distance compares with at the j-th (0-based) of n tail points:
-# "csn": the supremum distance, max(|(j+1)/n − F|, |F − j/n|) [CSN]; "weightwatcher": |j/n − F|.
+# "weightwatcher" (default): |j/n − F|, weightwatcher 0.7.7's rule, so α matches its `analyze()`;
+# "csn": the exact supremum distance max((j+1)/n − F, F − j/n) [CSN], which may choose another x_min.
 KS_CONVENTIONS = ("csn", "weightwatcher")
 
 
@@ -124,7 +125,7 @@ def powerlaw_fit(
     *,
     min_evals: int = MIN_EVALS,
     threshold: float = EVAL_THRESHOLD,
-    ks: str = "csn",
+    ks: str = "weightwatcher",
 ) -> PowerLawFit:
     """Continuous power-law MLE with x_min chosen by the smallest KS distance [CSN] (formulas §5.6).
 
@@ -180,7 +181,7 @@ def powerlaw_fit(
     )
 
 
-def htsr_alpha(w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "csn"):
+def htsr_alpha(w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "weightwatcher"):
     """HTSR α of W [MM]: the power-law fit (`powerlaw_fit`) of its ESD λ = σ² → `PowerLawFit`
     (α, x_min, KS distance, tail count, status)."""
     return powerlaw_fit(esd(w), min_evals=min_evals, threshold=threshold, ks=ks)
@@ -202,7 +203,7 @@ def esd_histogram(evals: Array, bins: int, threshold: float = EVAL_THRESHOLD) ->
 
 
 def spectral_summary(
-    w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "csn"
+    w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "weightwatcher"
 ) -> dict[str, Array]:
     """Everything above from one SVD of W: `spectral_norm`, `frobenius_norm`, `stable_rank`,
     `effective_rank`, and the fit's `alpha`, `alpha_xmin`, `alpha_ks`, `alpha_tail`, `alpha_status`

@@ -165,7 +165,7 @@ def _spectral_config(**overrides):
 def test_probe_in_run_and_on_snapshots_equal_the_pure_function():
     import grok
 
-    cfg = _spectral_config(**{"train.spectral_esd_bins": 8, "train.spectral_ks": "weightwatcher"})
+    cfg = _spectral_config(**{"train.spectral_esd_bins": 8, "train.spectral_ks": "csn"})
     run = grok.train(cfg, seeds=(0, 1), progress=False)
     layers = ["first/kernel", "hidden/0/kernel", "readout/kernel"]
     assert {k.split("/", 1)[1] for k in run.history if k.startswith("alpha/")} == set(layers)
@@ -176,7 +176,7 @@ def test_probe_in_run_and_on_snapshots_equal_the_pure_function():
         for key in ("alpha", "stable_rank", "effective_rank", "esd_hist"):
             np.testing.assert_allclose(post[f"{key}/{name}"], run.history[f"{key}/{name}"][:, at], rtol=1e-5)
         w = run.params_at(60, 1)[name]
-        ref = spectral.spectral_summary(jnp.asarray(w), ks="weightwatcher")
+        ref = spectral.spectral_summary(jnp.asarray(w), ks="csn")
         for key, value in ref.items():
             np.testing.assert_allclose(run.history[f"{key}/{name}"][1, -1], value, rtol=2e-5)
     assert run.history["esd_range/first/kernel"].shape == (2, cfg.n_intervals, 2)
