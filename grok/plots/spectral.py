@@ -52,7 +52,10 @@ def plot_spectral_history(
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for metric, ax in zip(("alpha", "stable_rank", "effective_rank"), axes, strict=True):
         for i, layer in enumerate(layers):
-            plot_metric(ax, history["step"], history[f"{metric}/{layer}"], label=layer, color=colors[i % 10], logx=logx)
+            values = history[f"{metric}/{layer}"]
+            if np.isnan(values).all():  # α of a layer too small to fit (alpha_status 1)
+                continue
+            plot_metric(ax, history["step"], values, label=layer, color=colors[i % 10], logx=logx)
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_xlabel("step")
         if logx:
