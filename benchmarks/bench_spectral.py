@@ -8,6 +8,11 @@ as a user's call does). weightwatcher: its default `analyze()` of a PyTorch copy
 each snapshot, one model after the other, as one analyses checkpoints with it (the copy is made
 outside the timing). Needs the optional `peers` extra (torch, weightwatcher 0.7.7); without it the
 benchmark reports grok's time alone.
+
+Both sides run with OpenBLAS/MKL limited to one thread (`threadpoolctl`, installed with weightwatcher's
+scikit-learn): their SVDs go through the same LAPACK, whose threads otherwise fight XLA's and each
+other's on a loaded 2-core machine (measured there: a 200×226 SVD takes ~60 ms with the default
+threads and ~5 ms with one, for NumPy and JAX alike).
 """
 
 from __future__ import annotations
@@ -55,7 +60,35 @@ def _ww_alphas(models: list) -> np.ndarray:
     return np.stack([ww.WeightWatcher(model=model).analyze()["alpha"].to_numpy() for model in models])
 
 
+def _load_lapack() -> None:
+    """Load every LAPACK the timings use (JAX's, SciPy's, torch's), so that `threadpool_limits` sees them."""
+    import jax.numpy as jnp
+    import scipy.linalg
+
+    w = np.eye(3, dtype=np.float32)
+    jnp.linalg.svd(jnp.asarray(w), compute_uv=False).block_until_ready()
+    scipy.linalg.svd(w, compute_uv=False)
+    try:
+        import torch
+        import weightwatcher  # noqa: F401
+
+        torch.linalg.svdvals(torch.from_numpy(w))
+    except ImportError:
+        pass
+
+
 def run() -> dict[str, float]:
+    _load_lapack()
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return _measure()
+    with threadpool_limits(limits=1):
+        print("BLAS/LAPACK limited to 1 thread:", sorted({p["internal_api"] for p in threadpool_info()}))
+        return _measure()
+
+
+def _measure() -> dict[str, float]:
     run_ = _run()
     snapshots = len(run_.steps_with_snapshots)
     grok.probe_history(run_, ["spectral"])  # compile
@@ -87,7 +120,7 @@ def run() -> dict[str, float]:
     mine = np.stack([ours[f"alpha/{name}"].T.reshape(-1) for name in LAYERS], axis=1)  # [snapshot·member, layer]
     gap = np.nanmax(np.abs(mine - theirs))
     print(f"weightwatcher 0.7.7 analyze()      {t_ww * 1e3:8.1f} ms   ({t_ww / n * 1e3:.2f} ms per model)")
-    print(f"speed-up {t_ww / t_ours:.1f}x;  max |α_grok − α_ww| = {gap:.3f} (the same estimator; float32 SVD here)")
+    print(f"speed-up {t_ww / t_ours:.1f}x;  max |α_grok − α_ww| = {gap:.4f} (the same estimator; float32 SVD here)")
     return out | {"weightwatcher_seconds": t_ww, "speedup": t_ww / t_ours, "max_alpha_gap": float(gap)}
 
 

@@ -116,6 +116,18 @@ def test_ranks_and_norms_match_numpy():
     np.testing.assert_allclose(spectral.esd(w), np.sort(sv**2), rtol=1e-4)
 
 
+def test_ranks_of_a_low_rank_matrix_match_numpy():
+    """Rank 5 in 120×80, with a spread of singular values: the Gram matrix's rounding noise is not counted."""
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(120, 5)) * np.geomspace(1, 0.05, 5) @ rng.normal(size=(5, 80))
+    sv = np.linalg.svd(w, compute_uv=False)[:5]
+    p = sv / sv.sum()
+    out = spectral.spectral_summary(jnp.asarray(w, jnp.float32))
+    np.testing.assert_allclose(out["effective_rank"], np.exp(-np.sum(p * np.log(p))), rtol=1e-4)
+    np.testing.assert_allclose(out["stable_rank"], np.sum(sv**2) / sv[0] ** 2, rtol=1e-5)
+    assert int(np.sum(np.asarray(spectral.esd(w)) > spectral.EVAL_THRESHOLD)) == 5
+
+
 def test_rank_extremes():
     """A rank-one matrix has stable and effective rank 1; an orthogonal one has both equal to its size."""
     u = np.random.default_rng(0).normal(size=(30, 1))

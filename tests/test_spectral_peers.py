@@ -55,9 +55,6 @@ def test_alpha_matches_weightwatcher():
         assert abs(float(same_rule.alpha) - a_ww) < 0.05, (name, float(same_rule.alpha), a_ww)
         np.testing.assert_allclose(float(same_rule.xmin), xmin_ww, rtol=1e-3, err_msg=name)
         np.testing.assert_allclose(float(same_rule.ks_distance), d_ww, rtol=1e-2, atol=1e-4, err_msg=name)
-    print(
-        "\n".join(
-            f"{r[0]:>16}  ww {r[1]:.3f}  same rule {r[2]:.3f}  csn {r[3]:.3f}  xmin {r[4]:.4g} / {r[5]:.4g}"
-            for r in rows
-        )
-    )
+    # the exact KS distance ("csn") may choose another x_min, hence another α (t2.5: 3.38 against 3.69)
+    for r in rows:
+        print(f"{r[0]:>16}  ww {r[1]:.3f}  grok {r[2]:.3f}  grok csn {r[3]:.3f}  x_min {r[4]:.4g} / csn {r[5]:.4g}")

@@ -14,6 +14,7 @@ on a run's snapshots.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -35,10 +36,18 @@ def weight_matrices(params) -> dict[str, Array]:
 
 def matrix_shapes(cfg) -> dict[str, tuple[int, int]]:
     """Each weight matrix of a config's model as the [N, M] the probe reads (nothing is allocated)."""
+    from grok.member import registration_tokens
+
+    return dict(_matrix_shapes(cfg, registration_tokens(cfg)))
+
+
+@functools.lru_cache(maxsize=64)
+def _matrix_shapes(cfg, tokens: tuple[int, ...]) -> tuple[tuple[str, tuple[int, int]], ...]:
     from grok.member import abstract_model
 
+    del tokens  # part of the cache key: a model registered again may change its shapes
     params = nnx.state(abstract_model(cfg), nnx.Param)
-    return {name: (math.prod(w.shape[:-1]), w.shape[-1]) for name, w in weight_matrices(params).items()}
+    return tuple((name, (math.prod(w.shape[:-1]), w.shape[-1])) for name, w in weight_matrices(params).items())
 
 
 def spectral_probe(x: ProbeInputs) -> dict[str, Array]:
