@@ -422,6 +422,9 @@ class TrainConfig:
     ntk_every: int | None = None  # None: every log_every; else a multiple of log_every
     ntk_subset: int = 64  # probe examples for the empirical NTK
     ipr_histogram_bins: int = 20
+    spectral_min_evals: int = 20  # `spectral` probe: fewer eigenvalues above 1e-5 → α is NaN (status 1)
+    spectral_ks: str = "weightwatcher"  # `spectral` probe: the KS rule choosing x_min ("weightwatcher" or "csn")
+    spectral_esd_bins: int = 0  # `spectral` probe: bins of each layer's log10-ESD histogram (0: none)
     divergence_factor: float = 1e6  # a member whose loss exceeds this × its initial loss has diverged
     checkpoint_every: int | None = None  # grok train --out: steps between checkpoints (None: every ~5 minutes)
 
@@ -447,6 +450,11 @@ class TrainConfig:
                 )
         _check_int("train.ntk_subset", self.ntk_subset, 2)
         _check_int("train.ipr_histogram_bins", self.ipr_histogram_bins, 2)
+        _check_int("train.spectral_min_evals", self.spectral_min_evals, 3)
+        _check_choice("train.spectral_ks", self.spectral_ks, ("weightwatcher", "csn"))
+        bins = self.spectral_esd_bins
+        if isinstance(bins, bool) or not isinstance(bins, int) or (bins != 0 and bins < 2):
+            raise ConfigError("train.spectral_esd_bins", bins, "0 (no histogram) or an integer >= 2")
         _check_real("train.divergence_factor", self.divergence_factor, 1.0, 1e300, open_lo=True)
         if self.checkpoint_every is not None:
             _check_int("train.checkpoint_every", self.checkpoint_every, 1)

@@ -173,6 +173,69 @@ def _check_progress(run) -> tuple[bool, str]:
     return all(ok), "phase starts (steps) " + starts
 
 
+_PM = "[PM] Prakash & Martin 2025, Fig. 1"
+
+
+def _fit_then_test(run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per member: the first step with training accuracy ≥ 99%, the test accuracy there, and the first
+    step with test accuracy ≥ 90% (NaN when never)."""
+    h = run.history
+    steps = np.asarray(h["step"])
+    fit, at_fit, gen = [], [], []
+    for i in range(run.n_members):
+        hit = np.flatnonzero(h["train_acc"][i] >= 0.99)
+        fit.append(float(steps[hit[0]]) if hit.size else math.nan)
+        at_fit.append(float(h["test_acc"][i][hit[0]]) if hit.size else math.nan)
+        gen.append(_first(steps, h["test_acc"][i] >= 0.9))
+    return np.asarray(fit), np.asarray(at_fit), np.asarray(gen)
+
+
+def _fit_message(fit, at_fit, gen) -> str:
+    return (
+        f"train ≥ 99% at {_fmt_step(fit[0])} with test {at_fit[0]:.2f}; test ≥ 90% at {_fmt_step(gen[0])}"
+        if np.isfinite(at_fit[0])
+        else f"train never ≥ 99%; test ≥ 90% at {_fmt_step(gen[0])}"
+    )
+
+
+def _check_omnigrok_delay(run) -> tuple[bool, str]:
+    """[O] large init: the training set is fitted (≥ 99%) while test accuracy is < 50%; test reaches 90% later."""
+    fit, at_fit, gen = _fit_then_test(run)
+    shown = bool(np.all(at_fit < 0.5) and np.all(gen > fit))
+    return shown, _fit_message(fit, at_fit, gen)
+
+
+def _check_omnigrok_no_delay(run) -> tuple[bool, str]:
+    """[O] fixed norm: test accuracy is already ≥ 80% when the training set is fitted (≥ 99%)."""
+    fit, at_fit, gen = _fit_then_test(run)
+    shown = bool(np.all(at_fit >= 0.8))
+    return shown, _fit_message(fit, at_fit, gen)
+
+
+def _check_anti_grokking(run) -> tuple[bool, str]:
+    """[PM]: after its peak, test accuracy falls by ≥ 10 points while training accuracy stays ≥ 99%; reports
+    the first step a layer's α is below 2 and the step the test accuracy fell."""
+    h = run.history
+    steps = np.asarray(h["step"])
+    test, train = h["test_acc"][0], h["train_acc"][0]
+    peak = int(np.nanargmax(test))
+    fell = np.flatnonzero((np.arange(test.size) > peak) & (test <= test[peak] - 0.1) & (train >= 0.99))
+    alphas = np.stack([h[k][0] for k in sorted(h) if k.startswith("alpha/")])
+    below = np.flatnonzero(np.any(alphas < 2, axis=0))
+    t_fell = float(steps[fell[0]]) if fell.size else math.nan
+    t_below = float(steps[below[0]]) if below.size else math.nan
+    shown = bool(fell.size)
+    return shown, (
+        f"test peak {test[peak]:.2f} at step {steps[peak]}, final {test[-1]:.2f} (fell 10 points at "
+        f"{_fmt_step(t_fell)}); a layer's α < 2 first at {_fmt_step(t_below)}; min α {np.nanmin(alphas):.2f}"
+    )
+
+
+def _omnigrok(preset: str, claim: str, check, paper: str = "[O] Liu et al., ICLR 2023, §3 (MNIST)") -> Reproduction:
+    probes = ("spectral",) if paper == _PM else ()
+    return Reproduction(preset=preset, paper=paper, claim=claim, probes=probes, check=check, figure=figure_run)
+
+
 def _span(values: np.ndarray) -> str:
     values = np.asarray(values, dtype=float)
     lo, hi = np.nanmin(values), np.nanmax(values)
@@ -258,6 +321,38 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         _check_fig3a,
         figure_fig3a,
         sweep={"model.alpha": FIG3A_ALPHAS},
+    ),
+    "omnigrok-digits": _omnigrok(
+        "omnigrok-digits",
+        "a large initialization with MSE fits the training digits long before the test accuracy rises",
+        _check_omnigrok_delay,
+    ),
+    "omnigrok-digits-fixed-norm": _omnigrok(
+        "omnigrok-digits-fixed-norm",
+        "the weight norm held at the standard initialization's generalizes without the delay",
+        _check_omnigrok_no_delay,
+    ),
+    "anti-grokking-digits": _omnigrok(
+        "anti-grokking-digits",
+        "without weight decay, test accuracy collapses long after grokking, heralded by a layer's α < 2",
+        _check_anti_grokking,
+        paper=_PM,
+    ),
+    "omnigrok-mnist": _omnigrok(
+        "omnigrok-mnist",
+        "a large initialization with MSE fits 1 000 MNIST images long before the test accuracy rises",
+        _check_omnigrok_delay,
+    ),
+    "omnigrok-mnist-fixed-norm": _omnigrok(
+        "omnigrok-mnist-fixed-norm",
+        "on MNIST, the weight norm held at the standard initialization's generalizes without the delay",
+        _check_omnigrok_no_delay,
+    ),
+    "anti-grokking-mnist": _omnigrok(
+        "anti-grokking-mnist",
+        "MNIST without weight decay: test accuracy collapses after grokking, heralded by a layer's α < 2",
+        _check_anti_grokking,
+        paper=_PM,
     ),
 }
 

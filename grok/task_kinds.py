@@ -1,6 +1,7 @@
 """The built-in task kinds, registered like a user's: modular arithmetic [D], polynomial
 regression [K], sparse parity [P], binary operations in the symmetric group [Power]
-(docs/formulas.md §2, §7.1), the linear teacher of reduced-rank regression (§8). The data code is in `tasks/`."""
+(docs/formulas.md §2, §7.1), the linear teacher of reduced-rank regression (§8), and the image
+tasks `digits` and `mnist` [O] (§2.4). The data code is in `tasks/`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import tasks
 from grok.errors import ConfigError
 from grok.registry import register_task
+from tasks import digits, mnist
 
 
 def _is_prime(n: int) -> bool:
@@ -107,4 +109,52 @@ register_task(
     output_dim=5,
     rank=0,
     noise=1.0,
+)
+
+
+def _check_digits(task) -> None:
+    try:
+        digits.digits_arrays()
+    except ImportError:
+        raise ConfigError(
+            "task.kind",
+            "digits",
+            "a task whose data is installed: digits needs scikit-learn (pip install 'grok-lab[images]')",
+        ) from None
+    if task.n_train > digits.N_IMAGES - 1:
+        raise ConfigError(
+            "task.n_train", task.n_train, f"at most {digits.N_IMAGES - 1} of the {digits.N_IMAGES} digits"
+        )
+
+
+def _check_mnist(task) -> None:
+    path = task.option("mnist", "path")
+    try:
+        x_train, _, x_test, _ = mnist.mnist_arrays(path)
+    except mnist.MnistFileError as err:
+        raise ConfigError("task.mnist.path", path, str(err)) from None
+    if task.n_train > x_train.shape[0]:
+        raise ConfigError("task.n_train", task.n_train, f"at most the {x_train.shape[0]} training images of {path}")
+    n_test = task.option("mnist", "n_test")
+    if not isinstance(n_test, int) or isinstance(n_test, bool) or not 1 <= n_test <= x_test.shape[0]:
+        raise ConfigError(
+            "task.mnist.n_test", n_test, f"an integer in [1, {x_test.shape[0]}] (the test images of {path})"
+        )
+
+
+register_task(
+    "digits",
+    spec=digits.digits_spec,
+    build=digits.build_digits,
+    fields=("n_train", "corrupt_fraction"),
+    check=_check_digits,
+)
+register_task(
+    "mnist",
+    spec=mnist.mnist_spec,
+    build=mnist.build_mnist,
+    fields=("n_train", "corrupt_fraction"),
+    check=_check_mnist,
+    path="",
+    n_test=10000,
 )

@@ -8,5 +8,29 @@ if "xla_force_host_platform_device_count" not in flags:
     os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=4").strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _mnist_file(tmp_path_factory):
+    """The mnist presets read their file from $GROK_MNIST: without one, a stand-in of the right sizes
+    (random pixels) so that every preset builds."""
+    import numpy as np
+
+    if os.environ.get("GROK_MNIST"):
+        yield
+        return
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("mnist") / "mnist.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (1000, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 1000).astype(np.uint8),
+        x_test=rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 10000).astype(np.uint8),
+    )
+    os.environ["GROK_MNIST"] = str(path)
+    yield
+    del os.environ["GROK_MNIST"]

@@ -36,6 +36,7 @@ FIGURES = {
     "05_your_own_probe.ipynb": "05_your_own_probe.png",
     "07_interventions.ipynb": "07_interventions.png",
     "06_progress_measures.ipynb": "06_progress_measures.png",
+    "09_spectral_lens.ipynb": "09_spectral_lens.png",
     "10_seeds_and_refinement.ipynb": "10_seeds_and_refinement.png",
 }
 

@@ -44,7 +44,7 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         }
         assert cfg.override(**back) == paper
         assert set(cfg.train.probes) == set(rep.probes)
-        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]")) and rep.claim
+        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]", "[O]", "[PM]")) and rep.claim
     assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the log-spaced steps
 
 

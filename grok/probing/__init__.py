@@ -5,9 +5,10 @@ that evaluates the chosen ones (docs/formulas.md §5 for the formulas, `probes/`
 - `ntk` [K]: NTK alignment, kernel and parameter movement, kernel-regression test MSEs.
 - `neurons` [D]: Fourier IPR per neuron, its mean and histogram.
 - `progress` [N]: key frequencies, restricted / excluded loss, Gini coefficients, neuron clusters.
+- `spectral` [MM]: per weight matrix, norms, stable and effective rank, the HTSR power-law α.
 """
 
-from grok.probing import collapse, neurons, ntk, progress_measures
+from grok.probing import collapse, neurons, ntk, progress_measures, spectral
 from grok.probing.evaluate import (
     BASE_METRICS,
     init_probe_state,
@@ -30,4 +31,5 @@ __all__ = [
     "slow_chunk",
     "slow_probe_names",
     "slow_probes",
+    "spectral",
 ]
