@@ -163,3 +163,16 @@ def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(digits, "digits_arrays", missing)
     with pytest.raises(grok.ConfigError, match=r"digits needs scikit-learn \(pip install 'grok-lab\[images\]'\)"):
         _digits_task(100)
+
+
+def test_a_saved_mnist_run_loads_on_a_machine_without_its_file(tmp_path):
+    np.savez(tmp_path / "mnist.npz", **_fake_mnist(np.random.default_rng(1)))
+    cfg = _mnist_cfg(tmp_path / "mnist.npz", n_train=40, options={"n_test": 40}).override(
+        **{"model.widths": [8], "train.steps": 4, "train.log_every": 2, "train.schedule": "linear"}
+    )
+    grok.train(cfg, progress=False, out=tmp_path / "run")
+    (tmp_path / "mnist.npz").unlink()
+    run = grok.load_run(tmp_path / "run")  # history and config are data: no file needed
+    assert run.history["test_acc"].shape == (1, 3)
+    with pytest.raises(grok.ConfigError, match="task.mnist.path"):
+        run.dataset(0)  # rebuilding the data does need it, and says so
