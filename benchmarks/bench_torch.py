@@ -32,15 +32,15 @@ ROUNDS = int(os.environ.get("GROK_BENCH_REPEATS", "3"))
 SETTINGS = (("[P] softmax collapse", "prieto-softmax-collapse", 30), ("[D] paper-size member", "doshi-coexistence", 30))
 
 
-def torch_trainer(cfg: grok.Config, compiled: bool):
-    """A function that trains `steps` full-batch steps of `cfg`'s model in PyTorch, from a fixed start."""
+def torch_problem(cfg: grok.Config, seed: int = 0):
+    """(net, x [m, 2], labels [m], loss_fn, optimizer) of `cfg`'s model and full batch in PyTorch."""
     import torch
     from torch import nn
 
     p, widths, m, o = cfg.task.p, cfg.model.widths, cfg.n_train, cfg.optim
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, p, (m, 2), generator=gen)
-    labels = torch.randint(0, p, (m,), generator=gen)
+    torch.manual_seed(seed)
+    x = torch.randint(0, p, (m, 2))
+    labels = torch.randint(0, p, (m,))
     quadratic = cfg.model.kind == "quadratic_mlp"
 
     class Net(nn.Module):
@@ -63,15 +63,23 @@ def torch_trainer(cfg: grok.Config, compiled: bool):
         target = nn.functional.one_hot(labels, p).float()
 
         def loss_fn(out):
-            return nn.functional.mse_loss(out, target)
+            return nn.functional.mse_loss(out, target)  # mean over samples × classes, as [D]
     else:
 
         def loss_fn(out):
             return nn.functional.cross_entropy(out, labels)
 
     net = Net()
-    model = torch.compile(net) if compiled else net
     opt = torch.optim.AdamW(net.parameters(), lr=o.lr, betas=(o.b1, o.b2), eps=o.eps, weight_decay=o.weight_decay)
+    return net, x, labels, loss_fn, opt
+
+
+def torch_trainer(cfg: grok.Config, compiled: bool):
+    """A function that trains `steps` full-batch steps of `cfg`'s model in PyTorch, from a fixed start."""
+    import torch
+
+    net, x, _, loss_fn, opt = torch_problem(cfg)
+    model = torch.compile(net) if compiled else net
 
     def train(steps: int) -> float:
         for _ in range(steps):
