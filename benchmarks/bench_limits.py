@@ -5,8 +5,9 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
 (`nanda-progress-small`), and a tiny [D] member (p = 23, N = 64, `bench_cpu_floor`'s size):
 
 - **FLOPs of one step**, counted by XLA's cost analysis of the compiled plain-JAX step
-  (`jax.jit(f).lower(...).compile().cost_analysis()`, a `scan` of length 1, which XLA unrolls);
-  the engine's own step counts a little more (its divergence check and path length);
+  (`jax.jit(f).lower(...).compile().cost_analysis()` of a `scan` of one step; XLA counts a loop's
+  body once, so a scan of two steps counts the same, checked); the engine's own step counts
+  0.1–0.3% more (2.7% at the tiny size: its divergence check and path length);
 - **the limit**: those FLOPs at the rate of a 2048² float32 matmul timed in this process: the
   fastest of the matmuls timed before the first row and after each (on a shared machine the
   fastest is the one least disturbed);
