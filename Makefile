@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 JOBS   ?= 2
 
-.PHONY: setup demo test test-fast lint format bench notebooks clean
+.PHONY: setup demo test test-fast lint format bench bench-gpu notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# on a machine with an NVIDIA GPU: JAX's CUDA wheels (the `cuda` extra) go into the venv only here
+bench-gpu: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[cuda]"
+	benchmarks/gpu.sh
 
 # JupyterLab and ipywidgets (the `notebook` extra) go into the venv only here, never in setup or test
 notebooks: $(STAMP)

@@ -1,0 +1,51 @@
+"""benchmarks/gpu.sh on its CPU path (`--tiny`), so that the GPU script cannot rot: every step runs
+(devices, matmul peaks, the [D] diagram through `grok sweep` and `grok phase`, [P] StableMax through
+`grok reproduce`), and the FLOPs it divides by are XLA's count of the steps it ran."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import assert_png
+
+from benchmarks.bench_limits import plain_program, step_flops
+from benchmarks.gpu_suite import TINY_STABLEMAX_STEPS
+from grok.sweep import SweepSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
+    env = os.environ | {"PY": sys.executable}
+    proc = subprocess.run(
+        [str(ROOT / "benchmarks" / "gpu.sh"), "--tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = proc.stdout
+    assert "devices: [" in text and "matmul peak, tf32" in text
+    assert f"[P] StableMax, {TINY_STABLEMAX_STEPS} steps" in text and "gpu.sh:" in text
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert all(summary[f"peak_{k}_tflops"] > 0 for k in ("tf32", "fp32", "fp64"))
+    # the diagram: 3 × 3 members in one group, trained, written and drawn
+    spec = SweepSpec.parse(tmp_path / "tiny-diagram.toml")
+    assert spec.n_members == 9 and len(spec.groups()) == 1
+    assert_png(tmp_path / "phase.png")
+    assert (tmp_path / "stablemax" / "figure.png").exists()
+    expected = sum(
+        step_flops(plain_program(g.config, 1)) * len(g.members) * g.config.train.steps for g in spec.groups()
+    )
+    assert summary["diagram_tflop"] == pytest.approx(expected / 1e12, rel=1e-6)
+    # a [D] step at p = 11, N = 16 is at least its three matrix products, forward and backward
+    g = spec.groups()[0].config
+    matmuls = 3 * 2 * g.n_train * g.model.widths[0] * g.task.p
+    assert step_flops(plain_program(g, 1)) >= matmuls
+    assert summary["diagram_seconds"] > 0 and summary["stablemax_seconds"] > 0
