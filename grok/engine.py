@@ -26,7 +26,6 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -34,6 +33,7 @@ import tasks
 from grok import losses
 from grok.config import Config, field_names, split_dynamic
 from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
+from grok.lazy_import import nnx
 from grok.member import build_data, build_member_model, graphdef_of, registration_tokens
 from grok.optim import optimizer_from_config
 from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes

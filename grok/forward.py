@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from grok import losses
+from grok.lazy_import import nnx
 from grok.registry import MODELS
 
 Array = jax.Array

@@ -12,12 +12,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 import tasks
 from grok import registry
 from grok.config import Config, dynamic_defaults
-from grok.models import build_model
+from grok.lazy_import import nnx
 
 Array = jax.Array
 
@@ -58,6 +57,8 @@ def build_data(cfg: Config, data_seed: Any, corrupt_fraction: Any) -> tasks.Data
 
 def build_member_model(cfg: Config, spec: tasks.TaskSpec, key: Array, dyn: Mapping[str, Any]) -> nnx.Module:
     """The registered model of `cfg` with a member's dynamic numbers `dyn` (may be traced)."""
+    from grok.models import build_model  # the networks (and Flax) are imported when first built
+
     k_params, k_dropout = jax.random.split(key)
     return build_model(
         cfg.model,

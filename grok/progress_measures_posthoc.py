@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from grok import engine
 from grok.errors import ConfigError
 from grok.forward import as_metric, tree_norm
+from grok.lazy_import import nnx
 from grok.posthoc import _substitute, probe_config
 from grok.probing.progress_measures import final_key_masks, progress_measures
 from probes import progress_measures as measures

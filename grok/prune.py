@@ -36,10 +36,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from grok.config import Config
 from grok.errors import ConfigError
+from grok.lazy_import import nnx
 from grok.registry import MODELS
 from grok.sizing import activation_width
 

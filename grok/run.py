@@ -12,7 +12,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 import tasks
 from grok import engine, sizing, store
@@ -20,6 +19,7 @@ from grok.checkpoint import CHECKPOINT_DIR, RunCheckpoint
 from grok.config import MAX_SEED, Config, check_registered, lenient, split_dynamic
 from grok.errors import ConfigError
 from grok.history import History
+from grok.lazy_import import nnx
 from grok.member import registration_fingerprints
 from grok.phases import progress_phase_record
 from grok.snapshots import Snapshots, named_leaves, path_name

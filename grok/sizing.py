@@ -18,10 +18,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from flax import nnx
 
 from grok.config import Config
 from grok.errors import ConfigError
+from grok.lazy_import import nnx
 from grok.member import abstract_model, registration_tokens
 from grok.optim import optimizer_from_config
 from grok.probing.evaluate import slow_chunk

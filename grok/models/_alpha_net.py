@@ -8,9 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.errors import ConfigError
 from grok.models._common import Array, DType, Hyper, InitParam, UniformBank, hyper_dtype
-from grok.registry import register_model
 
 
 class AlphaNet(nnx.Module):
@@ -85,16 +83,6 @@ class AlphaNet(nnx.Module):
         return out
 
 
-def _check_alpha_net(cfg: Any) -> None:
-    spec = cfg.spec
-    if spec.n_tokens or spec.n_classes:
-        raise ConfigError(
-            "model.kind", "alpha_net", f"a regression task with dense inputs, not task.kind={cfg.task.kind!r}"
-        )
-    if len(cfg.model.widths) != 1:
-        raise ConfigError("model.widths", cfg.model.widths, "exactly one width N for the α-net")
-
-
 def _build_alpha_net(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, alpha, epsilon, param_dtype) -> AlphaNet:
     del dropout
     if spec.n_tokens:
@@ -110,12 +98,3 @@ def _build_alpha_net(model_cfg: Any, spec: Any, *, rngs, init_scale, dropout, al
         param_dtype=param_dtype,
         rngs=rngs,
     )
-
-
-register_model(
-    "alpha_net",
-    build=_build_alpha_net,
-    fields=("widths", "init_scale", "alpha", "epsilon", "train_readout", "centered"),
-    check=_check_alpha_net,
-    loss_over_alpha2=True,
-)

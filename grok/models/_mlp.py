@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.errors import ConfigError
 from grok.models._common import (
     Array,
     Dense,
@@ -23,7 +22,6 @@ from grok.models._common import (
     member_kwargs,
     need_tokens,
 )
-from grok.registry import register_model
 
 
 class MLP(nnx.Module):
@@ -244,19 +242,6 @@ def apply_neuron_mask(params_state: Any, mask: Array, model_cfg: Any) -> Any:
     return jax.tree_util.tree_map_with_path(one, params_state)
 
 
-def _check_mlp(cfg: Any) -> None:
-    del cfg  # any task: token pairs (modular) or dense inputs (parity, polynomial)
-
-
-def _check_quadratic(cfg: Any) -> None:
-    if not cfg.spec.n_tokens:
-        raise ConfigError(
-            "model.kind", "quadratic_mlp", f"a task with token-pair inputs, not task.kind={cfg.task.kind!r}"
-        )
-    if len(cfg.model.widths) != 1:
-        raise ConfigError("model.widths", cfg.model.widths, "exactly one width N for the quadratic MLP")
-
-
 def _build_mlp(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> MLP:
     del alpha, epsilon
     return MLP(
@@ -283,21 +268,3 @@ def _build_quadratic(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> 
         batchnorm=model_cfg.batchnorm,
         **member_kwargs(model_cfg, **member),
     )
-
-
-register_model(
-    "mlp",
-    build=_build_mlp,
-    fields=("widths", "activation", "use_bias", "init", "init_scale", "dropout", "batchnorm"),
-    check=_check_mlp,
-    neurons=neuron_weights,
-    prune=apply_neuron_mask,
-)
-register_model(
-    "quadratic_mlp",
-    build=_build_quadratic,
-    fields=("widths", "init_scale", "dropout", "batchnorm"),
-    check=_check_quadratic,
-    neurons=neuron_weights,
-    prune=apply_neuron_mask,
-)

@@ -10,7 +10,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from grok.errors import ConfigError
 from grok.models._common import (
     Array,
     Dense,
@@ -24,7 +23,6 @@ from grok.models._common import (
     member_kwargs,
     need_tokens,
 )
-from grok.registry import register_model
 
 
 class LayerNorm(nnx.Module):
@@ -184,18 +182,6 @@ class Transformer(nnx.Module):
         return w_out @ self.unembed.kernel[...].T
 
 
-def _check_transformer(cfg: Any) -> None:
-    if not cfg.spec.n_tokens:
-        raise ConfigError(
-            "model.kind", "transformer", f"a task with token-pair inputs, not task.kind={cfg.task.kind!r}"
-        )
-    layers = cfg.model.option("transformer", "layers")
-    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= 12:
-        raise ConfigError("model.transformer.layers", layers, "an integer from 1 to 12 (transformer blocks)")
-    if cfg.model.d_model % cfg.model.n_heads:
-        raise ConfigError("model.n_heads", cfg.model.n_heads, f"a divisor of model.d_model={cfg.model.d_model}")
-
-
 def _build_transformer(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -> Transformer:
     del alpha, epsilon
     need_tokens("transformer", spec)
@@ -211,19 +197,3 @@ def _build_transformer(model_cfg: Any, spec: Any, *, alpha, epsilon, **member) -
         use_bias=model_cfg.use_bias,
         **member_kwargs(model_cfg, **member),
     )
-
-
-register_model(
-    "transformer",
-    build=_build_transformer,
-    fields=("init", "use_bias", "init_scale", "dropout", "d_model", "n_heads", "d_mlp", "layernorm"),
-    check=_check_transformer,
-    # per example, its three positions [a, b, =]: 6·d_model (embedding, LayerNorm, q, k, v, residual),
-    # the MLP's d_mlp and 3 attention scores per head
-    activations=lambda cfg: (
-        3
-        * (6 * cfg.model.d_model + cfg.model.d_mlp + 3 * cfg.model.n_heads)
-        * cfg.model.option("transformer", "layers")
-    ),
-    layers=1,
-)

@@ -18,9 +18,9 @@ import functools
 import math
 
 import jax
-from flax import nnx
 
 from grok.errors import ConfigError
+from grok.lazy_import import nnx
 from grok.registry import ProbeInputs, register_probe
 from probes import spectral
 from probes.collapse import leaf_name
