@@ -134,33 +134,72 @@ def mala_log_ratio(prev_w, prev_grad, prev_u, w, grad, u, eps) -> Array:
     return (_tree_sq(fwd) - _tree_sq(back)) / (2 * eps) + prev_u - u
 
 
-def sgld_draws(loss_at, w_star, chain: ChainState, key, t0, eps, nbeta, gamma, n_draws: int):
+def sgld_draws(loss_at, w_star, chain: ChainState, key, t0, eps, nbeta, gamma, n_draws: int, batches=None):
     """`n_draws` SGLD steps of one chain from draw `t0`: (new chain state, losses L_B(w_t) [n_draws],
     MALA acceptance of the move into w_t [n_draws], NaN at t = 0).
 
-    `loss_at(w, k)` is the minibatch loss with the batch drawn from key k; draw t's batch and noise
-    come from `fold_in(key, t)`."""
+    `loss_at(w, idx)` is the loss on the training rows `idx` (None: the full batch). `batches` =
+    (n, B) draws minibatches as a data loader with shuffling does: each epoch of n // B draws
+    walks one permutation of the n rows (epoch e's from `shuffle_key(key)` folded with e), so no
+    row repeats within an epoch and the permutation is drawn once per epoch, not per draw.
+    Draw t's noise comes from `fold_in(key, t)`."""
+    shuffle = None if batches is None else EpochShuffle(shuffle_key(key), *batches)
 
-    def potential(w, k):
-        loss, g = jax.value_and_grad(loss_at)(w, k)
+    def potential(w, idx):
+        loss, g = jax.value_and_grad(loss_at)(w, idx)
         d = jax.tree.map(lambda a, b: a - b, w, w_star)
         u = nbeta * loss + 0.5 * gamma * _tree_sq(d)
         grad = jax.tree.map(lambda gi, di: nbeta * gi + gamma * di, g, d)
         return loss, u, grad
 
-    def one(c: ChainState, t):
-        k_batch, k_noise = jax.random.split(jax.random.fold_in(key, t))
-        loss, u, grad = potential(c.w, k_batch)
+    def one(carry, t):
+        c, order = carry
+        idx = None
+        if shuffle is not None:
+            order, idx = shuffle.batch(order, t)
+        loss, u, grad = potential(c.w, idx)
         log_ratio = mala_log_ratio(c.prev_w, c.prev_grad, c.prev_u, c.w, grad, u, eps)
         accept = jnp.where(t > 0, jnp.minimum(1.0, jnp.exp(jnp.minimum(log_ratio, 0.0))), jnp.nan)
+        k_noise = jax.random.split(jax.random.fold_in(key, t))[1]
         leaves, treedef = jax.tree_util.tree_flatten(c.w)
         noise_keys = jax.random.split(k_noise, len(leaves))
         noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(noise_keys, leaves, strict=True)]
         noise = treedef.unflatten(noise)
         w = jax.tree.map(lambda x, g, z: (x - 0.5 * eps * g + jnp.sqrt(eps) * z).astype(x.dtype), c.w, grad, noise)
-        return ChainState(w, c.w, u, grad), (loss.astype(jnp.float32), accept.astype(jnp.float32))
+        out = (loss.astype(jnp.float32), accept.astype(jnp.float32))
+        return (ChainState(w, c.w, u, grad), order), out
 
-    return jax.lax.scan(one, chain, t0 + jnp.arange(n_draws))
+    order0 = jnp.zeros((0,), jnp.int32) if shuffle is None else shuffle.order(t0)
+    (chain, _), traces = jax.lax.scan(one, (chain, order0), t0 + jnp.arange(n_draws))
+    return chain, traces
+
+
+def shuffle_key(key) -> Array:
+    """The key a chain's minibatch permutations come from (apart from its noise keys `fold_in(key, t)`)."""
+    return jax.random.split(key)[0]
+
+
+class EpochShuffle(NamedTuple):
+    """Minibatches of `size` rows out of `n`, one permutation per epoch of n // size draws."""
+
+    key: Array
+    n: int
+    size: int
+
+    @property
+    def per_epoch(self) -> int:
+        return self.n // self.size
+
+    def order(self, t) -> Array:
+        """The permutation of the epoch that draw `t` falls in."""
+        return jax.random.permutation(jax.random.fold_in(self.key, t // self.per_epoch), self.n)
+
+    def batch(self, order, t) -> tuple[Array, Array]:
+        """(the epoch's permutation, draw t's rows): a new permutation only where an epoch starts
+        (`t` is the same for every chain, so under vmap this stays a branch, not a select)."""
+        position = t % self.per_epoch
+        order = jax.lax.cond(position == 0, self.order, lambda _: order, t)
+        return order, jax.lax.dynamic_slice_in_dim(order, position * self.size, self.size)
 
 
 def _member_loss(prog, state, dyn):
@@ -202,14 +241,11 @@ def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n
         loss_on, n_train = _member_loss(prog, state, dyn)
         w_star = state.params
 
-        def loss_at(w, k):
-            if batch is None:
-                return loss_on(w)
-            return loss_on(w, jax.random.choice(k, n_train, (batch,), replace=False))
+        batches = None if batch is None else (n_train, batch)
 
         def chain(c, eps_k, nbeta_k, index):
             key = _chain_key(seed, dyn, state.step, index)
-            return sgld_draws(loss_at, w_star, c, key, t0, eps_k, nbeta_k, gamma, n_draws)
+            return sgld_draws(loss_on, w_star, c, key, t0, eps_k, nbeta_k, gamma, n_draws, batches)
 
         per_eps = jax.vmap(chain, in_axes=(0, None, None, 0))
         out, traces = jax.vmap(per_eps, in_axes=(0, 0, 0, None))(chain_states, eps, nbeta, jnp.arange(chains))

@@ -151,6 +151,27 @@ def test_sgld_on_a_quadratic_loss_has_the_exact_stationary_variance():
     assert not per.flagged.any()
 
 
+def test_minibatches_walk_one_permutation_per_epoch_across_chunks():
+    """Draw t's rows: epoch t // (n // B) is a permutation of the n rows cut into batches, so no row
+    repeats within an epoch; the batches do not depend on where the draws are cut into chunks."""
+    n, size, draws = 23, 5, 13  # 4 batches an epoch, 3 rows left out of each
+    shuffle = L.EpochShuffle(jax.random.key(3), n, size)
+
+    def rows(t0, count):
+        def one(order, t):
+            return shuffle.batch(order, t)
+
+        return jax.lax.scan(one, shuffle.order(t0), t0 + jnp.arange(count))[1]
+
+    whole = np.asarray(jax.jit(rows, static_argnums=1)(0, draws))
+    split = np.concatenate([np.asarray(rows(0, 6)), np.asarray(rows(6, draws - 6))])
+    np.testing.assert_array_equal(whole, split)
+    for e in range(3):
+        epoch = whole[4 * e : 4 * e + 4].ravel()
+        assert len(set(epoch.tolist())) == 4 * size and epoch.min() >= 0 and epoch.max() < n
+    assert not np.array_equal(np.sort(whole[0:4].ravel()), np.sort(whole[4:8].ravel()))  # reshuffled
+
+
 def test_chain_flags_exclude_only_the_bad_chains():
     rng = np.random.default_rng(1)
     losses = 1.0 + 0.01 * rng.normal(size=(4, 200))
@@ -207,6 +228,8 @@ def test_llc_on_a_classification_run_is_reproducible_and_independent_of_grouping
     mini = grok.llc(snap_run, **FAST, batch_size=8)
     np.testing.assert_array_equal(mini.init_loss, res.init_loss)
     assert mini.nbeta == pytest.approx(8 / np.log(8))
+    mini_alone = grok.llc(snap_run.select([1]), **FAST, batch_size=8, steps=snap_run.steps_with_snapshots[1:])
+    np.testing.assert_array_equal(mini_alone.traces[0], mini.traces[1, 1:])
 
 
 def test_llc_sharded_over_devices_equals_each_member_alone(snap_run):
