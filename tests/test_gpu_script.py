@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from helpers import assert_png
 
-from benchmarks.bench_limits import plain_program, step_flops
 from benchmarks.gpu_suite import TINY_STABLEMAX_STEPS
 from grok.sweep import SweepSpec
 
@@ -40,12 +39,30 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     assert spec.n_members == 9 and len(spec.groups()) == 1
     assert_png(tmp_path / "phase.png")
     assert (tmp_path / "stablemax" / "figure.png").exists()
-    expected = sum(
-        step_flops(plain_program(g.config, 1)) * len(g.members) * g.config.train.steps for g in spec.groups()
+    # XLA's count, taken in a fresh process like the script's: in this one an earlier test may have
+    # switched on float64 (a process-wide flag), which changes the compiled program's index arithmetic
+    count = subprocess.run(
+        [sys.executable, "-c", EXPECTED_FLOPS, str(tmp_path / "tiny-diagram.toml")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=ROOT,
     )
+    assert count.returncode == 0, count.stderr[-3000:]
+    expected, one_step = (float(x) for x in count.stdout.split())
     assert summary["diagram_tflop"] == pytest.approx(expected / 1e12, rel=1e-6)
     # a [D] step at p = 11, N = 16 is at least its three matrix products, forward and backward
     g = spec.groups()[0].config
-    matmuls = 3 * 2 * g.n_train * g.model.widths[0] * g.task.p
-    assert step_flops(plain_program(g, 1)) >= matmuls
+    assert one_step >= 3 * 2 * g.n_train * g.model.widths[0] * g.task.p
     assert summary["diagram_seconds"] > 0 and summary["stablemax_seconds"] > 0
+
+
+EXPECTED_FLOPS = """
+import sys
+from benchmarks.bench_limits import plain_program, step_flops
+from grok.sweep import SweepSpec
+groups = SweepSpec.parse(sys.argv[1]).groups()
+total = sum(step_flops(plain_program(g.config, 1)) * len(g.members) * g.config.train.steps for g in groups)
+print(total, step_flops(plain_program(groups[0].config, 1)))
+"""
