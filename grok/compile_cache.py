@@ -3,8 +3,9 @@ every later process (the first `grok.train` of a fresh kernel then skips XLA's c
 
 The cache lives in `$GROK_CACHE_DIR` (default `~/.cache/grok-lab/jax`); `GROK_CACHE_DIR=off` (or
 `grok.compile_cache.disable()`) turns it off. A cache directory the user set for JAX itself
-(`jax_compilation_cache_dir`) is kept. Every program is cached, however short its compile
-(JAX's default skips those under one second, which are most of a small run's).
+(`jax_compilation_cache_dir`) is kept. JAX's own threshold stays: programs that compile in under a
+second are not written (caching every one, tried, made concurrent test processes read entries
+another was still writing and abort).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ def enable() -> str | None:
     if path is None:
         return None
     jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path
 
 
