@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# No persistent compilation cache in the tests (their subprocesses and notebook kernels inherit this):
+# two xdist workers reading and writing one cache directory aborted inside JAX's cache read.
+os.environ.setdefault("GROK_CACHE_DIR", "off")
 flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in flags:
     os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=4").strip()
