@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 import grok
 from benchmarks.bench_sweep import SIZES
+from benchmarks.plain_adamw import adamw_scan
 from benchmarks.timing import best_seconds
 from grok.sweep import SweepSpec
 
@@ -41,22 +42,9 @@ def plain_program(p: int, n: int, m: int, steps: int, block: int):
         return jnp.mean(jnp.square(out - y))  # [D]: averaged over samples × classes
 
     def member(emb, readout, x, y, wd):
-        def step(carry, _):
-            params, mu, nu, t = carry
-            g = jax.grad(loss)(params, x, y)
-            t = t + 1.0
-            mu = jax.tree.map(lambda a, b: 0.9 * a + 0.1 * b, mu, g)
-            nu = jax.tree.map(lambda a, b: 0.98 * a + 0.02 * b * b, nu, g)
-
-            def update(w, a, b):
-                adam = (a / (1 - 0.9**t)) / (jnp.sqrt(b / (1 - 0.98**t)) + 1e-8)
-                return w - 0.01 * (adam + wd * w)
-
-            return (jax.tree.map(update, params, mu, nu), mu, nu, t), None
-
-        zeros = (jnp.zeros_like(emb), jnp.zeros_like(readout))
-        (params, *_), _ = jax.lax.scan(step, ((emb, readout), zeros, zeros, 0.0), None, length=steps)
-        return params
+        return adamw_scan(
+            loss, (emb, readout), (x, y), steps=steps, lr=0.01, b1=0.9, b2=0.98, eps=1e-8, weight_decay=wd
+        )
 
     return jax.jit(jax.vmap(member)), (emb, readout, x, y, weight_decay)
 

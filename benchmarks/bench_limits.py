@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 import grok
 from benchmarks import bench_cpu_floor, bench_transformer
+from benchmarks.plain_adamw import adamw_scan
 from benchmarks.timing import best_seconds
 from grok import engine
 
@@ -84,22 +85,9 @@ def prieto_plain_program(cfg: grok.Config, steps: int):
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
 
     def train(w, x, y):
-        def step(carry, _):
-            w, mu, nu, t = carry
-            g = jax.grad(loss)(w, x, y)
-            t = t + 1.0
-            mu = jax.tree.map(lambda a, b: o.b1 * a + (1 - o.b1) * b, mu, g)
-            nu = jax.tree.map(lambda a, b: o.b2 * a + (1 - o.b2) * b * b, nu, g)
-
-            def update(w, a, b):
-                adam = (a / (1 - o.b1**t)) / (jnp.sqrt(b / (1 - o.b2**t)) + o.eps)
-                return w - o.lr * (adam + o.weight_decay * w)
-
-            return (jax.tree.map(update, w, mu, nu), mu, nu, t), None
-
-        zeros = jax.tree.map(jnp.zeros_like, w)
-        (w, *_), _ = jax.lax.scan(step, (w, zeros, zeros, 0.0), None, length=steps)
-        return w
+        return adamw_scan(
+            loss, w, (x, y), steps=steps, lr=o.lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay
+        )
 
     return jax.jit(train), (params, x, y)
 
