@@ -88,9 +88,12 @@ def corrupt_labels(
     return jnp.where(corrupted, noise, y), corrupted
 
 
-def dataset_from_split(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array, y_test: jax.Array) -> Dataset:
+def dataset_from_split(
+    x_train: jax.Array, y_train: jax.Array, x_test: jax.Array, y_test: jax.Array, beta: jax.Array | None = None
+) -> Dataset:
     """A `Dataset` of a task without label noise or a separate full set: `x_all` is the test set,
-    `y_train_true` is `y_train`, nothing is corrupted, `beta` is zeros [1]."""
+    `y_train_true` is `y_train`, nothing is corrupted; `beta` (the task's hidden direction or
+    teacher, flattened) defaults to zeros [1]."""
     return Dataset(
         x_train=x_train,
         y_train=y_train,
@@ -100,7 +103,7 @@ def dataset_from_split(x_train: jax.Array, y_train: jax.Array, x_test: jax.Array
         y_test=y_test,
         x_all=x_test,
         y_all=y_test,
-        beta=jnp.zeros((1,), jnp.float32),
+        beta=jnp.zeros((1,), jnp.float32) if beta is None else beta,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from tasks.dataset import Dataset, TaskSpec, subkeys
+from tasks.dataset import Dataset, TaskSpec, dataset_from_split, subkeys
 
 
 def linear_teacher_spec(task: Any) -> TaskSpec:
@@ -50,14 +50,4 @@ def build_linear_teacher(task: Any, key: jax.Array, corrupt_fraction: Any = 0.0,
 
     x_train, y_train = sample(k_train, k_noise_train, s.n_train)
     x_test, y_test = sample(k_test, k_noise_test, s.n_test)
-    return Dataset(
-        x_train=x_train,
-        y_train=y_train,
-        y_train_true=y_train,
-        corrupted=jnp.zeros((s.n_train,), bool),
-        x_test=x_test,
-        y_test=y_test,
-        x_all=x_test,
-        y_all=y_test,
-        beta=t.reshape(-1),
-    )
+    return dataset_from_split(x_train, y_train, x_test, y_test, beta=t.reshape(-1))

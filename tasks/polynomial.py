@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from tasks.dataset import Dataset, TaskSpec, subkeys
+from tasks.dataset import Dataset, TaskSpec, dataset_from_split, subkeys
 
 
 def hermite_e(z: jax.Array, degree: int) -> jax.Array:
@@ -65,14 +65,4 @@ def build_polynomial(
     beta = jax.random.normal(beta_key, (task.dim,), dtype)
     target = lambda x: polynomial_target(project(x, beta), task.target, task.hermite_degree)
     y_train, y_test = target(x_train), target(x_test)
-    return Dataset(
-        x_train=x_train,
-        y_train=y_train,
-        y_train_true=y_train,
-        corrupted=jnp.zeros((s.n_train,), bool),
-        x_test=x_test,
-        y_test=y_test,
-        x_all=x_test,
-        y_all=y_test,
-        beta=beta,
-    )
+    return dataset_from_split(x_train, y_train, x_test, y_test, beta=beta)
