@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 
 from grok.errors import ConfigError
 from grok.phases import loss_crossings
-from grok.plots.reproduce import figure_doshi, figure_fig3a, figure_run
+from grok.plots.reproduce import figure_doshi, figure_fig3a, figure_llc, figure_run
 
 FIG3A_ALPHAS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0, 8.0, 16.0)
 LOG_POINTS = 100  # evaluation steps of a reproduction of a linear preset, log-spaced (every probe at each)
@@ -46,6 +47,7 @@ class Reproduction:
     figure: Callable[[Any, Path, str], Path]  # (run, path, title) → path
     sweep: Mapping[str, Sequence[float]] = dataclasses.field(default_factory=dict)  # dynamic field → values
     details: Callable[[Any], dict[str, Any]] | None = None  # run → per-member numbers for reproduce.json
+    llc: Mapping[str, Any] | None = None  # `grok.llc` settings: λ̂ over the snapshots, as `run.llc`, before the check
 
 
 @dataclasses.dataclass
@@ -171,6 +173,40 @@ def _check_progress(run) -> tuple[bool, str]:
         for i in range(run.n_members)
     )
     return all(ok), "phase starts (steps) " + starts
+
+
+def llc_rise_and_fall(run) -> tuple[bool, str]:
+    """LLC over grokking (devinterp's grokking example): λ̂ (mean over members and chains, `run.llc`)
+    peaks at or after the first snapshot with train accuracy ≥ 99% and before the first with test
+    accuracy ≥ 90%, at more than 5× its first value, and ends below 20% of its peak."""
+    res = run.llc
+    steps = np.asarray(res.steps)
+    logged = np.asarray(run.history["step"])
+    at = np.clip(np.searchsorted(logged, steps), 0, logged.size - 1)
+    train = np.asarray(run.history["train_acc"])[:, at].mean(0)
+    test = np.asarray(run.history["test_acc"])[:, at].mean(0)
+    with warnings.catch_warnings():  # a snapshot where no chain is usable stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lam = np.nanmean(res.mean, axis=0)
+    if not np.isfinite(lam).any():
+        return False, "no usable chain at any snapshot"
+    peak = int(np.nanargmax(lam))
+    memorized = _first(steps, train >= 0.99)
+    generalized = _first(steps, test >= 0.9)
+    shown = bool(
+        memorized <= steps[peak] < generalized and lam[peak] > 5 * lam[0] and lam[-1] < 0.2 * lam[peak]
+    )  # NaN (never) fails every comparison
+    return shown, (
+        f"λ̂ {lam[0]:.1f} at step {steps[0]}, peak {lam[peak]:.1f} at step {steps[peak]}, {lam[-1]:.1f} at step "
+        f"{steps[-1]}; train ≥ 99% at {_fmt_step(memorized)}, test ≥ 90% at {_fmt_step(generalized)}"
+    )
+
+
+def llc_details(run) -> dict[str, Any]:
+    """Per member: λ̂ (mean over its usable chains; None where none) at each snapshot step."""
+    res = run.llc
+    per = [[None if not np.isfinite(v) else round(float(v), 3) for v in row] for row in res.mean]
+    return {"llc_steps": [int(s) for s in res.steps], "llc": per}
 
 
 _PM = "[PM] Prakash & Martin 2025, Fig. 1"
@@ -354,6 +390,27 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         _check_anti_grokking,
         paper=_PM,
     ),
+    # the settings notebooks/08_llc.ipynb explains: snapshots away from a minimum need a strong localization
+    "llc-grokking": Reproduction(
+        preset="llc-mlp-small",
+        paper="[L] Lau et al. 2023 LLC; devinterp's grokking example",
+        claim="λ̂ rises while an MLP memorizes add mod 31 and falls as it generalizes",
+        probes=(),
+        check=llc_rise_and_fall,
+        figure=figure_llc,
+        details=llc_details,
+        llc={"chains": 8, "draws": 400, "step_size": 1e-3, "localization": 100.0},
+    ),
+    "llc-grokking-transformer": Reproduction(
+        preset="llc-transformer-small",
+        paper="[L] Lau et al. 2023 LLC; [N]'s transformer at CPU size",
+        claim="λ̂ rises while [N]'s transformer memorizes add mod 47 and falls as it generalizes",
+        probes=(),
+        check=llc_rise_and_fall,
+        figure=figure_llc,
+        details=llc_details,
+        llc={"chains": 8, "draws": 400, "step_size": 1e-3, "localization": 100.0},
+    ),
 }
 
 
@@ -398,13 +455,18 @@ def reproduce(
     seeds: Sequence[int] = (0,),
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
+    llc_settings: Mapping[str, Any] | None = None,
 ) -> Result:
-    """Train reproduction `name`, save the run and its figure under `out`; returns a `Result`."""
+    """Train reproduction `name`, save the run and its figure under `out`; returns a `Result`.
+
+    A reproduction with LLC settings also estimates λ̂ over the run's snapshots (saved beside the
+    run as `llc.npz`); `llc_settings` overrides them (`chains`, `draws`, ... of `grok.llc`)."""
     from grok.run import train_members
     from grok.store import atomic_write_json
 
     cfg = build_config(name, steps, overrides)
     rep = REPRODUCTIONS[name]
+    settings = check_llc_settings(name, llc_settings)
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ConfigError("--seeds", seeds, "one or more non-negative integers")
@@ -414,6 +476,10 @@ def reproduce(
     out = Path(out) if out is not None else Path("runs") / "reproduce" / name
     run = train_members(cfg, members, progress=progress, description=name)
     run.save(out)
+    if settings is not None:
+        from grok.llc import llc
+
+        run.llc = llc(run, **settings, progress=progress, out=out)
     shown, message = rep.check(run)
     size = f"preset {rep.preset}, {cfg.train.steps} steps, {len(members)} member(s)"
     if overrides:
@@ -429,4 +495,35 @@ def reproduce(
     return Result(name=name, run=run, out=out, figure=figure, title=title, shown=shown, message=message)
 
 
-__all__ = ["REPRODUCTIONS", "Reproduction", "Result", "build_config", "log_plan", "reproduce", "reproductions"]
+def check_llc_settings(name: str, llc_settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The `grok.llc` settings of reproduction `name` with `llc_settings` over them (None: it has none),
+    checked; ConfigError for settings given to a reproduction without an LLC, or a bad setting."""
+    from grok.llc import LLCSettings
+
+    rep = REPRODUCTIONS[name]
+    if rep.llc is None:
+        if llc_settings:
+            with_llc = [n for n, r in REPRODUCTIONS.items() if r.llc is not None]
+            raise ConfigError("--chains/--draws", dict(llc_settings), "only for " + ", ".join(with_llc))
+        return None
+    allowed = [f.name for f in dataclasses.fields(LLCSettings)]
+    for key in llc_settings or {}:
+        if key not in allowed:
+            raise ConfigError("llc_settings", key, "one of " + ", ".join(allowed), choices=allowed)
+    settings = dict(rep.llc) | dict(llc_settings or {})
+    LLCSettings(**settings)  # its checks: one line naming the setting
+    return settings
+
+
+__all__ = [
+    "REPRODUCTIONS",
+    "Reproduction",
+    "Result",
+    "build_config",
+    "check_llc_settings",
+    "llc_details",
+    "llc_rise_and_fall",
+    "log_plan",
+    "reproduce",
+    "reproductions",
+]

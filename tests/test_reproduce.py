@@ -24,11 +24,16 @@ def cli(argv: list[str]) -> int:
 
 
 def test_catalogue_covers_the_paper_presets_at_their_size():
-    assert set(REPRODUCTIONS) == PAPER_PRESETS
+    # every paper preset, and the LLC reproductions (on their CPU-size presets, λ̂ over the snapshots)
+    assert {name for name, rep in REPRODUCTIONS.items() if rep.llc is None} == PAPER_PRESETS
+    assert {rep.preset for rep in REPRODUCTIONS.values() if rep.llc is not None} == {
+        "llc-mlp-small",
+        "llc-transformer-small",
+    }
     for name, rep in REPRODUCTIONS.items():
         cfg = build_config(name)
         paper = grok.preset(rep.preset)
-        assert rep.preset in grok.presets() and not rep.preset.endswith("-small")
+        assert rep.preset in grok.presets() and (rep.llc is not None or not rep.preset.endswith("-small"))
         # the paper's size and recipe: only the probes and the (log) evaluation schedule are added; a
         # preset on a log schedule already keeps its own
         assert cfg.train.steps == paper.train.steps and cfg.train.schedule == "log"
@@ -44,7 +49,7 @@ def test_catalogue_covers_the_paper_presets_at_their_size():
         }
         assert cfg.override(**back) == paper
         assert set(cfg.train.probes) == set(rep.probes)
-        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]", "[O]", "[PM]")) and rep.claim
+        assert rep.paper.startswith(("[P]", "[D]", "[K]", "[N]", "[O]", "[PM]", "[L]")) and rep.claim
     assert build_config("kumar-fig1").train.ntk_every is None  # the NTK at each of the log-spaced steps
 
 
@@ -82,6 +87,13 @@ def test_bad_input_is_a_config_error(capsys):
         cli(["prieto-perpgrad", "--set", "optim.lr=-1"])
     with pytest.raises(ConfigError, match="--seeds"):
         reproduce("prieto-perpgrad", steps=10, seeds=[])
+    # LLC settings: only where the reproduction estimates λ̂, and checked like grok.llc's
+    with pytest.raises(ConfigError, match=r"--chains/--draws.*only for llc-grokking"):
+        cli(["prieto-perpgrad", "--chains", "2"])
+    with pytest.raises(ConfigError, match="chains.*a whole number ≥ 1"):
+        cli(["llc-grokking", "--chains", "0"])
+    with pytest.raises(ConfigError, match="llc_settings.*step_size"):
+        reproduce("llc-grokking", llc_settings={"step": 1e-3})
     # the help lists every reproduction with its claim
     with pytest.raises(SystemExit):
         build_parser().parse_args(["reproduce", "--help"])
@@ -126,3 +138,44 @@ def test_shrunk_runs_draw_their_figures_and_report_a_claim_not_shown(tmp_path, c
     assert kumar.run.config.train.schedule == "log" and np.isfinite(kumar.run.history["ntk_alignment"]).all()
     assert "grokking delay α=0.03125" in kumar.message
     assert_png(kumar.figure)
+
+
+def test_llc_reproduction_estimates_and_saves_llc_beside_the_run(tmp_path, capsys):
+    # shrunk: 200 steps of add mod 11, 2 chains × 20 draws per snapshot; the hook, not the effect
+    out = tmp_path / "llc"
+    argv = ["llc-grokking", "--out", str(out), "--steps", "200", "--chains", "2", "--draws", "20", "--quiet"]
+    code = cli([*argv, "--set", "task.p=11", "--set", "model.widths=[16,16]"])
+    text = capsys.readouterr().out
+    assert code in (0, 1) and "grok.llc(chains=2, draws=20, step_size=0.001, localization=100.0)" in text
+    assert "λ̂" in text and ("NOT shown: λ̂" in text or "shown: λ̂" in text)
+    run = grok.load_run(out)
+    assert run.llc is not None and run.llc.mean.shape == (1, len(run.steps_with_snapshots))
+    assert run.llc.per_chain.shape[-1] == 2 and run.llc.traces.shape[-1] == 20
+    assert run.llc.settings["localization"] == 100.0
+    meta = json.loads((out / "reproduce.json").read_text())
+    assert meta["members"]["llc_steps"] == [int(s) for s in run.llc.steps]
+    assert len(meta["members"]["llc"][0]) == len(run.llc.steps)
+    assert_png(out / "figure.png")
+
+
+def test_llc_check_reads_rise_and_fall_from_the_estimates():
+    from types import SimpleNamespace
+
+    from grok.reproduce import llc_rise_and_fall
+
+    steps = np.array([0, 10, 100, 1000, 3000])
+    history = {
+        "step": steps,
+        "train_acc": np.array([[0.0, 0.5, 1.0, 1.0, 1.0]]),
+        "test_acc": np.array([[0.0, 0.0, 0.1, 0.5, 0.99]]),
+    }
+
+    def run_with(lam):
+        return SimpleNamespace(history=history, llc=SimpleNamespace(steps=steps, mean=np.array([lam])))
+
+    shown, message = llc_rise_and_fall(run_with([1.0, 3.0, 20.0, 10.0, 2.0]))
+    assert shown and "peak 20.0 at step 100" in message and "test ≥ 90% at step 3000" in message
+    assert not llc_rise_and_fall(run_with([1.0, 3.0, 4.0, 3.0, 2.0]))[0]  # peak < 5× the start
+    assert not llc_rise_and_fall(run_with([1.0, 30.0, 20.0, 10.0, 2.0]))[0]  # peak before memorization
+    assert not llc_rise_and_fall(run_with([1.0, 3.0, 20.0, 10.0, 8.0]))[0]  # does not fall back
+    assert not llc_rise_and_fall(run_with([np.nan] * 5))[0]

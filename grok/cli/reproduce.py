@@ -14,17 +14,27 @@ from grok.cli.args import parse_sets
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Handler of `grok reproduce`: 0 if the run shows the claim, 1 if not; ConfigError for bad input."""
-    from grok.reproduce import REPRODUCTIONS, build_config, reproduce
+    from grok.reproduce import REPRODUCTIONS, build_config, check_llc_settings, reproduce
 
     overrides: dict[str, Any] = {}
     if args.set:
         overrides = parse_sets(args.set)
     cfg = build_config(args.name, args.steps, overrides)  # validate everything before any compilation
+    llc_settings = {k: v for k, v in (("chains", args.chains), ("draws", args.draws)) if v is not None}
+    settings = check_llc_settings(args.name, llc_settings)
     rep = REPRODUCTIONS[args.name]
     print(f"{rep.paper}: {rep.claim}")
     print(f"preset {rep.preset}: {cfg.train.steps} steps" + (f", {rep.sweep}" if rep.sweep else ""))
+    if settings is not None:
+        print("then λ̂ over its snapshots: grok.llc(" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")")
     result = reproduce(
-        args.name, args.out, steps=args.steps, seeds=args.seeds, overrides=overrides, progress=not args.quiet
+        args.name,
+        args.out,
+        steps=args.steps,
+        seeds=args.seeds,
+        overrides=overrides,
+        progress=not args.quiet,
+        llc_settings=llc_settings,
     )
     print(result.run.summary())
     print(("shown: " if result.shown else "NOT shown: ") + result.message)
@@ -53,5 +63,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--steps", type=int, metavar="N", help="train N steps instead of the paper's (a quick check)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds, trained together (default 0)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted config field")
+    p.add_argument("--chains", type=int, metavar="N", help="LLC reproductions: SGLD chains per snapshot")
+    p.add_argument("--draws", type=int, metavar="N", help="LLC reproductions: draws per chain")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_reproduce)

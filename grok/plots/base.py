@@ -5,6 +5,7 @@ Axes and return it."""
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,13 +48,15 @@ def plot_metric(
     """
     values = np.atleast_2d(values)
     x = _steps_for_log(steps) if logx else steps
-    mean = np.nanmean(values, axis=0)
+    with warnings.catch_warnings():  # a step where every member is NaN is a gap in the line, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
     fmt, kw = ((style,), {}) if isinstance(style, str) else ((), {"linestyle": style})
     if marker is not None:
         kw |= {"marker": marker, "ms": 4}
     (line,) = ax.plot(x, mean, *fmt, label=label, color=color, **kw)
     if values.shape[0] > 1:
-        ax.fill_between(x, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=line.get_color(), alpha=0.2)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel("step")

@@ -20,6 +20,13 @@ def figure_run(run, path: Path, title: str) -> Path:
     return plot_run(run, path, title=title)
 
 
+def figure_llc(run, path: Path, title: str) -> Path:
+    """LLC over a run: train/test accuracy above, λ̂ (`run.llc`) over the snapshots below."""
+    from grok.plots.llc import plot_llc
+
+    return plot_llc(run, run.llc, path, title=title)
+
+
 def figure_doshi(run, path: Path, title: str) -> Path:
     """[D]: the five accuracies over time, the per-neuron IPR histogram, the mean IPR."""
     import matplotlib.pyplot as plt
