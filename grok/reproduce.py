@@ -272,6 +272,23 @@ def _omnigrok(preset: str, claim: str, check, paper: str = "[O] Liu et al., ICLR
     return Reproduction(preset=preset, paper=paper, claim=claim, probes=probes, check=check, figure=figure_run)
 
 
+# the sampler settings notebooks/08_llc.ipynb explains: snapshots away from a minimum need a strong localization
+_LLC_SETTINGS = {"chains": 8, "draws": 400, "step_size": 1e-3, "localization": 100.0}
+
+
+def _llc(preset: str, setting: str, claim: str) -> Reproduction:
+    return Reproduction(
+        preset=preset,
+        paper=f"[L] Lau et al. 2023 LLC; {setting}",
+        claim=claim,
+        probes=(),
+        check=llc_rise_and_fall,
+        figure=figure_llc,
+        details=llc_details,
+        llc=dict(_LLC_SETTINGS),
+    )
+
+
 def _span(values: np.ndarray) -> str:
     values = np.asarray(values, dtype=float)
     lo, hi = np.nanmin(values), np.nanmax(values)
@@ -390,26 +407,15 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         _check_anti_grokking,
         paper=_PM,
     ),
-    # the settings notebooks/08_llc.ipynb explains: snapshots away from a minimum need a strong localization
-    "llc-grokking": Reproduction(
-        preset="llc-mlp-small",
-        paper="[L] Lau et al. 2023 LLC; devinterp's grokking example",
-        claim="λ̂ rises while an MLP memorizes add mod 31 and falls as it generalizes",
-        probes=(),
-        check=llc_rise_and_fall,
-        figure=figure_llc,
-        details=llc_details,
-        llc={"chains": 8, "draws": 400, "step_size": 1e-3, "localization": 100.0},
+    "llc-grokking": _llc(
+        "llc-mlp-small",
+        "devinterp's grokking example",
+        "λ̂ rises while an MLP memorizes add mod 31 and falls as it generalizes",
     ),
-    "llc-grokking-transformer": Reproduction(
-        preset="llc-transformer-small",
-        paper="[L] Lau et al. 2023 LLC; [N]'s transformer at CPU size",
-        claim="λ̂ rises while [N]'s transformer memorizes add mod 47 and falls as it generalizes",
-        probes=(),
-        check=llc_rise_and_fall,
-        figure=figure_llc,
-        details=llc_details,
-        llc={"chains": 8, "draws": 400, "step_size": 1e-3, "localization": 100.0},
+    "llc-grokking-transformer": _llc(
+        "llc-transformer-small",
+        "[N]'s transformer at CPU size",
+        "λ̂ rises while [N]'s transformer memorizes add mod 47 and falls as it generalizes",
     ),
 }
 
