@@ -67,7 +67,9 @@ def _devinterp(run, batch_size, nbeta):
     onehot[torch.arange(len(x)), torch.from_numpy(x[:, 0]).long()] = 1.0
     onehot[torch.arange(len(x)), p + torch.from_numpy(x[:, 1]).long()] = 1.0
     labels = torch.from_numpy(y).long()
-    dataset = datasets.Dataset.from_dict({"input_ids": np.arange(len(x))[:, None]}).with_format("torch")
+    # devinterp wants sequences of ≥ 2 tokens and a per-token loss [batch, tokens − 1]: each row is (index, index)
+    rows = np.arange(len(x))
+    dataset = datasets.Dataset.from_dict({"input_ids": np.stack([rows, rows], axis=1)}).with_format("torch")
 
     def loss_fn(m, input_ids):
         rows = input_ids[:, 0]
@@ -75,11 +77,11 @@ def _devinterp(run, batch_size, nbeta):
 
     start = time.perf_counter()
     out = devinterp_llc(
-        model, dataset, [], lr=EPS, n_beta=nbeta, loss_fn=loss_fn, num_chains=CHAINS, num_draws=DRAWS,
+        model, dataset, {}, lr=EPS, n_beta=nbeta, loss_fn=loss_fn, num_chains=CHAINS, num_draws=DRAWS,
         batch_size=batch_size or len(x), localization=GAMMA,
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    return seconds, float(out["llc/mean"]), float(out["llc/std"])
+    return seconds, float(out["llc_mean"]), float(out["llc_std"])
 
 
 def run() -> dict[str, float]:
