@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend.random import threefry_2x32
 from jax.sharding import PartitionSpec as P
 
 from grok import engine, posthoc, store
@@ -160,11 +161,7 @@ def sgld_draws(loss_at, w_star, chain: ChainState, key, t0, eps, nbeta, gamma, n
         loss, u, grad = potential(c.w, idx)
         log_ratio = mala_log_ratio(c.prev_w, c.prev_grad, c.prev_u, c.w, grad, u, eps)
         accept = jnp.where(t > 0, jnp.minimum(1.0, jnp.exp(jnp.minimum(log_ratio, 0.0))), jnp.nan)
-        k_noise = jax.random.split(jax.random.fold_in(key, t))[1]
-        leaves, treedef = jax.tree_util.tree_flatten(c.w)
-        noise_keys = jax.random.split(k_noise, len(leaves))
-        noise = [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(noise_keys, leaves, strict=True)]
-        noise = treedef.unflatten(noise)
+        noise = standard_normal_like(jax.random.split(jax.random.fold_in(key, t))[1], c.w)
         w = jax.tree.map(lambda x, g, z: (x - 0.5 * eps * g + jnp.sqrt(eps) * z).astype(x.dtype), c.w, grad, noise)
         out = (loss.astype(jnp.float32), accept.astype(jnp.float32))
         return (ChainState(w, c.w, u, grad), order), out
@@ -172,6 +169,29 @@ def sgld_draws(loss_at, w_star, chain: ChainState, key, t0, eps, nbeta, gamma, n
     order0 = jnp.zeros((0,), jnp.int32) if shuffle is None else shuffle.order(t0)
     (chain, _), traces = jax.lax.scan(one, (chain, order0), t0 + jnp.arange(n_draws))
     return chain, traces
+
+
+def standard_normal_like(key, tree):
+    """N(0, 1) noise shaped like `tree`.
+
+    Float32 (and narrower) leaves take one flat draw from JAX's classic Threefry-2x32 layout: the
+    counters 0 … n−1 hashed in pairs, n words for n/2 hashes, then `jax.random.normal`'s own map
+    from bits to (−1, 1) and √2·erf⁻¹; exactly `jax.random.normal(key, (n,))` with
+    `jax_threefry_partitionable` off, at about 1.6× its speed on a CPU with the default (on),
+    which spends one hash per word. Other key implementations and float64 leaves: one
+    `jax.random.normal` per leaf."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    data = jax.random.key_data(key)
+    if data.shape != (2,) or any(jnp.dtype(x.dtype).itemsize > 4 for x in leaves):
+        keys = jax.random.split(key, len(leaves))
+        return treedef.unflatten([jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)])
+    sizes = [math.prod(x.shape) for x in leaves]
+    bits = threefry_2x32(data, jax.lax.iota(jnp.uint32, sum(sizes)))
+    unit = jax.lax.bitcast_convert_type((bits >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1.0  # [0, 1)
+    low = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    z = np.float32(math.sqrt(2.0)) * jax.lax.erf_inv(jnp.maximum(low, unit * (1.0 - low) + low))
+    parts = jnp.split(z, np.cumsum(sizes)[:-1])
+    return treedef.unflatten([z.reshape(x.shape).astype(x.dtype) for z, x in zip(parts, leaves, strict=True)])
 
 
 def shuffle_key(key) -> Array:
