@@ -155,14 +155,14 @@ def test_the_chains_noise_is_jax_classic_threefry_normal_stream():
     """`standard_normal_like` is `jax.random.normal` of the flattened tree with the classic
     (non-partitionable) Threefry layout, bit for bit; standard normal moments; the same under vmap."""
     key = jax.random.key(3)
-    tree = {"a": jnp.zeros((5, 7)), "b": jnp.zeros((13,), jnp.float16)}
+    tree = {"a": jnp.zeros((5, 7), jnp.float32), "b": jnp.zeros((13,), jnp.float16)}  # x64 may be on
     z = L.standard_normal_like(key, tree)
     assert z["a"].shape == (5, 7) and z["b"].dtype == jnp.float16
     with jax.threefry_partitionable(False):
-        ref = np.asarray(jax.random.normal(key, (48,)))
+        ref = np.asarray(jax.random.normal(key, (48,), jnp.float32))
     assert np.array_equal(np.asarray(z["a"]).ravel(), ref[:35])
     assert np.array_equal(np.asarray(z["b"]), ref[35:].astype(np.float16))
-    big = np.asarray(L.standard_normal_like(key, jnp.zeros((200_001,))), np.float64)
+    big = np.asarray(L.standard_normal_like(key, jnp.zeros((200_001,), jnp.float32)), np.float64)
     assert abs(big.mean()) < 5 / np.sqrt(big.size) and abs(big.var() - 1) < 0.02
     assert stats.kstest(big[:20_000], "norm").pvalue > 1e-3
     keys = jax.random.split(key, 3)
@@ -171,7 +171,7 @@ def test_the_chains_noise_is_jax_classic_threefry_normal_stream():
     other = jax.random.key(0, impl="rbg")  # another key implementation: one jax.random.normal per leaf
     assert np.array_equal(
         np.asarray(L.standard_normal_like(other, tree)["a"]),
-        np.asarray(jax.random.normal(jax.random.split(other, 2)[0], (5, 7))),
+        np.asarray(jax.random.normal(jax.random.split(other, 2)[0], (5, 7), jnp.float32)),
     )
 
 
