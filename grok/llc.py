@@ -42,6 +42,9 @@ AUTO_GRID = tuple(float(x) for x in np.logspace(-6, -2, 9))
 ACCEPT_MIN = 0.95  # MALA acceptance a usable step size keeps (see docs/formulas.md §8.2)
 TREND_TOL = 0.25  # a chain trends when its two post-burn-in halves' λ̂ differ by more than this × max(|λ̂|, 1)
 CHUNKS = 10  # the draws run in this many compiled calls (for the progress bar)
+# CPU: the chains advanced at a time keep their state within this (§8.1; 2 MiB is one core's L2 on
+# the dev EPYC; at 81 k parameters a chain, one at a time ran 1.1–1.3× faster than 2–8)
+CHAIN_CACHE_BYTES = 2 << 20
 FILE, SETTINGS_FILE = "llc.npz", "llc.json"
 
 
@@ -241,13 +244,24 @@ def _chain_key(seed: int, dyn, step, chain) -> Array:
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n_draws: int, seed: int, sharding):
-    """(start, advance): jitted programs over members × snapshots × step sizes × chains.
+def _programs(
+    static,
+    tokens: tuple[int, ...],
+    chains: int,
+    batch: int | None,
+    n_draws: int,
+    seed: int,
+    sharding,
+    blocks: tuple[int | None, int | None] = (None, None),
+):
+    """(start, advance): jitted programs over members × snapshots × step sizes × chains; `blocks` =
+    (snapshots, chains) a device takes at a time (`chain_blocks`; None = all at once).
 
     start(dyn, saved, steps, like [members, snapshots, K]) → (chain states, L(w*) [members, snapshots]);
     advance(dyn, saved, steps, (states, eps, nbeta), t0, γ) → ((states, eps, nbeta), (losses, acceptance)),
     eps and nbeta [members, snapshots, K], losses and acceptance [members, snapshots, K, chains, n_draws]."""
     del tokens
+    snapshot_block, chain_block = blocks
 
     def start(prog, state, dyn, like):
         loss_on, _ = _member_loss(prog, state, dyn)
@@ -263,16 +277,20 @@ def _programs(static, tokens: tuple[int, ...], chains: int, batch: int | None, n
 
         batches = None if batch is None else (n_train, batch)
 
-        def chain(c, eps_k, nbeta_k, index):
+        def chain(c, index, eps_k, nbeta_k):
             key = _chain_key(seed, dyn, state.step, index)
             return sgld_draws(loss_on, w_star, c, key, t0, eps_k, nbeta_k, gamma, n_draws, batches)
 
-        per_eps = jax.vmap(chain, in_axes=(0, None, None, 0))
-        out, traces = jax.vmap(per_eps, in_axes=(0, 0, 0, None))(chain_states, eps, nbeta, jnp.arange(chains))
+        n_eps = eps.shape[0]
+        flat = jax.tree.map(lambda a: a.reshape(n_eps * chains, *a.shape[2:]), chain_states)
+        index = jnp.tile(jnp.arange(chains), n_eps)
+        per = (flat, index, jnp.repeat(eps, chains), jnp.repeat(nbeta, chains))
+        out, traces = posthoc.map_in_blocks(lambda a: chain(*a), per, chain_block)
+        out, traces = jax.tree.map(lambda a: a.reshape(n_eps, chains, *a.shape[1:]), (out, traces))
         return (out, eps, nbeta), traces
 
     start_fn = posthoc.over_snapshots(static, start, members_in_blocks=True)
-    advance_fn = posthoc.over_snapshots(static, advance, members_in_blocks=True)
+    advance_fn = posthoc.over_snapshots(static, advance, members_in_blocks=True, snapshot_block=snapshot_block)
     if sharding is not None:  # each device its own members, as in training: no program spans devices
         split = functools.partial(jax.shard_map, mesh=sharding.mesh, out_specs=P("members"), check_vma=False)
         mine = P("members")
@@ -313,6 +331,22 @@ def _inputs(run, steps: Sequence[int] | None) -> _Inputs:
     return _Inputs(static, dyn, saved, list(steps), int(static.spec.n_train))
 
 
+def chain_blocks(param_bytes: int, n_snapshots: int, n_chains: int) -> tuple[int | None, int | None]:
+    """(snapshots, chains) a device advances at a time; None = all at once (vmapped).
+
+    Accelerators take everything at once. A CPU takes as many chains as keep their state (position,
+    previous position and gradient, w*: 4 copies of `param_bytes`) within `CHAIN_CACHE_BYTES`, at
+    least one: its draws then stream through the cache instead of memory (§8.1). `n_chains` counts
+    the chains of one snapshot (step sizes × chains)."""
+    if jax.default_backend() != "cpu":
+        return None, None
+    fit = max(1, CHAIN_CACHE_BYTES // max(1, 4 * param_bytes))
+    if fit < n_chains:
+        return 1, fit
+    snapshots = fit // n_chains
+    return (None if snapshots >= n_snapshots else snapshots), None
+
+
 def _chunking(draws: int) -> tuple[int, int]:
     """(chunks, draws per chunk): the divisor of `draws` nearest to `CHUNKS` compiled calls."""
     n = min(range(1, draws + 1), key=lambda d: (draws % d != 0, abs(d - CHUNKS)))
@@ -328,9 +362,11 @@ def _sample(inp: _Inputs, settings: LLCSettings, eps: np.ndarray, nbeta: np.ndar
     batch = None if settings.batch_size is None or settings.batch_size >= inp.n_train else settings.batch_size
     n_members = len(inp.dyn["seed"])
     sharding, padded = engine.member_sharding(n_members)  # padded by repeating the last member
-    start, advance = _programs(
-        inp.static, engine.registration_tokens(inp.static), settings.chains, batch, per_chunk, settings.seed, sharding
-    )
+    params = [v for k, v in inp.saved.items() if k.startswith("params/")]
+    param_bytes = sum(math.prod(v.shape[2:]) * v.dtype.itemsize for v in params)
+    blocks = chain_blocks(param_bytes, len(inp.steps), len(eps) * settings.chains)
+    tokens = engine.registration_tokens(inp.static)
+    start, advance = _programs(inp.static, tokens, settings.chains, batch, per_chunk, settings.seed, sharding, blocks)
     dtype = jnp.float32
 
     def members(a):

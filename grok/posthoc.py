@@ -190,7 +190,16 @@ def state_at(start, snapshot: Mapping[str, Array], step: Array):
     )
 
 
-def over_snapshots(static, at_snapshot, *, members_in_blocks: bool = False):
+def map_in_blocks(fn, xs, block: int | None):
+    """`fn` over the leading axis of the pytree `xs`: vmapped all at once (`block` None or ≥ the
+    axis), one at a time (`lax.map`, `block` 1), or vmapped `block` at a time (`lax.map`'s batches)."""
+    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
+    if block is None or block >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs, batch_size=None if block == 1 else block)
+
+
+def over_snapshots(static, at_snapshot, *, members_in_blocks: bool = False, snapshot_block: int | None = None):
     """`fn(dyn, saved, steps, per_snapshot=(), *args)`: `at_snapshot(prog, state, dyn, per, *args)`
     evaluated on every member (leading axis of `dyn`, `saved`) at every snapshot (second axis of
     `saved`, `steps`), each member's step-0 state rebuilt once from its seeds (`prog`: the static
@@ -199,6 +208,9 @@ def over_snapshots(static, at_snapshot, *, members_in_blocks: bool = False):
 
     `members_in_blocks`: walk the members one at a time (`lax.map`) instead of vmapping them, so a
     member's numbers do not depend on its company (the engine's CPU member blocks, for the same reason).
+    `snapshot_block`: take each member's snapshots that many at a time (`map_in_blocks`; None = all
+    at once), so that on a CPU their working set stays in cache across a long inner loop (the
+    LLC's draws).
     """
     prog = engine.member_program(static)
 
@@ -208,7 +220,7 @@ def over_snapshots(static, at_snapshot, *, members_in_blocks: bool = False):
         def at(snapshot, step, per):
             return at_snapshot(prog, state_at(start, snapshot, step), dyn, per, *args)
 
-        return jax.vmap(at)(saved, steps, per_snapshot)
+        return map_in_blocks(lambda one: at(*one), (saved, steps, per_snapshot), snapshot_block)
 
     def fn(dyn, saved, steps, per_snapshot=(), *args):
         if members_in_blocks:

@@ -248,12 +248,33 @@ def test_llc_on_a_classification_run_is_reproducible_and_independent_of_grouping
     alone = grok.llc(snap_run.select([1]), **FAST, steps=snap_run.steps_with_snapshots[1:])
     np.testing.assert_array_equal(alone.traces[0], res.traces[1, 1:])
     assert not np.array_equal(grok.llc(snap_run, **FAST, seed=1).traces, res.traces)
+    fewer = grok.llc(snap_run, **{**FAST, "chains": 2})  # a chain does not depend on how many run beside it
+    np.testing.assert_array_equal(fewer.traces, res.traces[:, :, :2])
     # the minibatch estimate samples batches of 8; the reference loss stays the full-batch one
     mini = grok.llc(snap_run, **FAST, batch_size=8)
     np.testing.assert_array_equal(mini.init_loss, res.init_loss)
     assert mini.nbeta == pytest.approx(8 / np.log(8))
     mini_alone = grok.llc(snap_run.select([1]), **FAST, batch_size=8, steps=snap_run.steps_with_snapshots[1:])
     np.testing.assert_array_equal(mini_alone.traces[0], mini.traces[1, 1:])
+
+
+def test_cpu_chain_blocks_keep_a_blocks_state_within_the_cache():
+    """(snapshots, chains) at a time on a CPU: a chain's state is 4 copies of its parameters."""
+    budget = L.CHAIN_CACHE_BYTES
+    assert L.chain_blocks(81_000 * 4, 20, 8) == (1, 1)  # bench_llc's MLP: one chain at a time
+    assert L.chain_blocks(budget // 4 // 4, 20, 8) == (1, 4)  # 4 of a snapshot's 8 chains
+    assert L.chain_blocks(budget // 4 // 32, 20, 8) == (4, None)  # 4 snapshots' 8 chains
+    assert L.chain_blocks(budget // 4 // 32, 3, 8) == (None, None)  # all 3 snapshots
+    assert L.chain_blocks(400, 3, 72) == (None, None)  # a deep linear network: everything at once
+
+
+def test_chains_walked_in_blocks_agree_with_vmapped_chains(snap_run, monkeypatch):
+    vmapped = grok.llc(snap_run, **FAST)
+    monkeypatch.setattr(L, "CHAIN_CACHE_BYTES", 1)  # one chain at a time, as a large model on a CPU
+    walked = grok.llc(snap_run, **FAST)
+    np.testing.assert_allclose(walked.traces, vmapped.traces, rtol=1e-4)
+    fewer = grok.llc(snap_run, **{**FAST, "chains": 2})
+    np.testing.assert_array_equal(fewer.traces, walked.traces[:, :, :2])
 
 
 def test_llc_sharded_over_devices_equals_each_member_alone(snap_run):
