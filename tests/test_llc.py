@@ -356,6 +356,18 @@ def test_cli_llc(tmp_path, snap_run, capsys):
     assert main(["llc", str(tmp_path / "nowhere")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "x.npz").exists()
+    # a run whose files are incomplete or damaged: one line, and nothing written
+    for damage, word in (("status.json", "incomplete"), ("snapshots", "snapshot")):
+        broken = tmp_path / f"broken-{word}"
+        snap_run.save(broken)
+        if damage == "snapshots":
+            next(iter(sorted((broken / "snapshots").iterdir()))).write_bytes(b"not an npz")
+        else:
+            (broken / damage).unlink()
+        assert main(["llc", str(broken), "--chains", "2", "--draws", "20", "--step-size", "1e-4"]) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1, err
+        assert not (broken / "llc.npz").exists()
 
 
 # --------------------------------------------------------------------------- against theory
