@@ -9,10 +9,12 @@ each snapshot, one model after the other, as one analyses checkpoints with it (t
 outside the timing). Needs the optional `peers` extra (torch, weightwatcher 0.7.7); without it the
 benchmark reports grok's time alone.
 
-Both sides run with OpenBLAS/MKL limited to one thread (`threadpoolctl`, installed with weightwatcher's
-scikit-learn): their SVDs go through the same LAPACK, whose threads otherwise fight XLA's and each
-other's on a loaded 2-core machine (measured there: a 200×226 SVD takes ~60 ms with the default
-threads and ~5 ms with one, for NumPy and JAX alike).
+Both sides run with OpenBLAS/MKL on one thread: their SVDs go through the same LAPACK, whose threads
+otherwise fight XLA's and each other's on a 2-core machine (measured there: a 200×226 SVD takes
+~60 ms with the default threads and ~5 ms with one under load, for NumPy and JAX alike). grok sets
+that itself around programs with a LAPACK probe (`grok.blas_threads`), so its side runs as a user's
+call does; weightwatcher's runs inside `threadpool_limits(1)`, the setting that favours it here. The
+two sides alternate, `ROUNDS` times, and each keeps its fastest round.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import grok
 MEMBERS = 4
 SNAPSHOTS = 20
 LAYERS = ("first/kernel", "hidden/0/kernel", "readout/kernel")
+ROUNDS = 3
 
 
 def _run() -> grok.Run:
@@ -77,46 +80,43 @@ def _load_lapack() -> None:
         pass
 
 
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
 def run() -> dict[str, float]:
+    from threadpoolctl import threadpool_limits
+
     _load_lapack()
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        return _measure()
-    with threadpool_limits(limits=1):
-        print("BLAS/LAPACK limited to 1 thread:", sorted({p["internal_api"] for p in threadpool_info()}))
-        return _measure()
-
-
-def _measure() -> dict[str, float]:
     run_ = _run()
     snapshots = len(run_.steps_with_snapshots)
-    grok.probe_history(run_, ["spectral"])  # compile
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        ours = grok.probe_history(run_, ["spectral"])
-        times.append(time.perf_counter() - start)
-    t_ours = min(times)
     n = MEMBERS * snapshots
+    grok.probe_history(run_, ["spectral"])  # compile
     print(f"{MEMBERS} members × {snapshots} snapshots × {len(LAYERS)} layers")
-    print(f"grok probe_history(['spectral'])   {t_ours * 1e3:8.1f} ms   ({t_ours / n * 1e3:.2f} ms per model)")
-    out = {"grok_seconds": t_ours}
     try:
         import torch  # noqa: F401
         import weightwatcher  # noqa: F401
     except ImportError:
+        t_ours = min(_timed(lambda: grok.probe_history(run_, ["spectral"]))[0] for _ in range(ROUNDS))
+        print(f"grok probe_history(['spectral'])   {t_ours * 1e3:8.1f} ms   ({t_ours / n * 1e3:.2f} ms per model)")
         print("weightwatcher / torch not installed (pip install 'grok-lab[peers]'): no comparison")
-        return out
+        return {"grok_seconds": t_ours}
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
     models = _torch_models(run_)
-    _ww_alphas(models[:1])  # imports and first-call set-up, untimed
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        theirs = _ww_alphas(models)
-        times.append(time.perf_counter() - start)
-    t_ww = min(times)
+    with threadpool_limits(limits=1):
+        _ww_alphas(models[:1])  # imports and first-call set-up, untimed
+    ours_times, ww_times = [], []
+    for _ in range(ROUNDS):
+        seconds, ours = _timed(lambda: grok.probe_history(run_, ["spectral"]))
+        ours_times.append(seconds)
+        with threadpool_limits(limits=1):
+            seconds, theirs = _timed(lambda: _ww_alphas(models))
+        ww_times.append(seconds)
+    t_ours, t_ww = min(ours_times), min(ww_times)
+    print(f"grok probe_history(['spectral'])   {t_ours * 1e3:8.1f} ms   ({t_ours / n * 1e3:.2f} ms per model)")
+    out = {"grok_seconds": t_ours}
     mine = np.stack([ours[f"alpha/{name}"].T.reshape(-1) for name in LAYERS], axis=1)  # [snapshot·member, layer]
     gap = np.nanmax(np.abs(mine - theirs))
     print(f"weightwatcher 0.7.7 analyze()      {t_ww * 1e3:8.1f} ms   ({t_ww / n * 1e3:.2f} ms per model)")
