@@ -339,3 +339,22 @@ def test_neurons_probe_refused_for_the_alpha_net():
             **(K_SMALL | {"train.probes": ["neurons"], "train.ntk_every": None, "train.steps": 20})
         )
     assert grok.trace_count() == before
+
+
+def test_a_long_figure_title_is_wrapped_to_the_figure_width(tmp_path):
+    """A reproduction's claim and verdict wrap instead of widening the PNG (which squeezes the axes)."""
+    import matplotlib.pyplot as plt
+
+    from grok.plots.base import figure_title, save_figure
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot([0, 1], [0, 1])
+    claim = "a claim of a paper " * 12
+    text = figure_title(fig, f"{claim}\nshown by this run: " + "λ̂ 11.4 at step 0, " * 10).get_text()
+    assert (
+        len(text.splitlines()) > 2
+        and text.replace("\n", " ").split() == f"{claim} shown by this run: {'λ̂ 11.4 at step 0, ' * 10}".split()
+    )
+    path = save_figure(fig, tmp_path / "f.png", dpi=100)
+    width = int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG's IHDR width
+    assert width <= 6.5 * 100, width

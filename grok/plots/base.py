@@ -5,6 +5,7 @@ Axes and return it."""
 from __future__ import annotations
 
 import io
+import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,14 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def figure_title(fig, title: str, fontsize: float = 10):
+    """`fig.suptitle(title)` with every line wrapped to the figure's width, so that a long title
+    (a reproduction's claim and verdict) does not widen the saved PNG and squeeze the axes."""
+    chars = max(20, int(fig.get_figwidth() * 72 / (0.55 * fontsize)))
+    lines = [textwrap.fill(line, chars) for line in str(title).splitlines()]
+    return fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def _steps_for_log(steps: np.ndarray) -> np.ndarray:

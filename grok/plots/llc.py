@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from grok.plots.base import _steps_for_log, plot_metric, save_figure
+from grok.plots.base import _steps_for_log, figure_title, plot_metric, save_figure
 
 
 def plot_llc_panel(ax, result, *, logx: bool = True):
@@ -46,7 +46,7 @@ def plot_llc(run, result, path: str | Path, title: str = "") -> Path:
     top.grid(alpha=0.3)
     top.set_xlabel("")
     plot_llc_panel(bottom, result)
-    fig.suptitle(title or f"local learning coefficient, {result.per_chain.shape[-1]} chains per point")
+    figure_title(fig, title or f"local learning coefficient, {result.per_chain.shape[-1]} chains per point", 12)
     fig.tight_layout()
     return save_figure(fig, path)
 

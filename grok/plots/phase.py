@@ -22,7 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from grok.errors import ConfigError
 from grok.phases import PHASES, majority_phase, phase_counts
-from grok.plots.base import save_figure
+from grok.plots.base import figure_title, save_figure
 
 PHASE_COLORS = {
     "coexistence": "#2ca02c",
@@ -218,7 +218,7 @@ def phase_diagram(
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     how = "" if rule == "doshi" else f", rule {rule}"
     suffix = f"{n_seeds} seeds{how}; striped = seeds disagree (k/n: the majority)" if n_seeds > 1 else f"1 seed{how}"
-    fig.suptitle(title or f"phases [D] — {suffix}", fontsize=10)
+    figure_title(fig, title or f"phases [D] — {suffix}")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     return save_figure(fig, path)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from grok.plots.base import panel_grid, save_figure
+from grok.plots.base import figure_title, panel_grid, save_figure
 from grok.prune import ACCURACIES, ORDER_LABELS, PruneResult
 
 
@@ -33,6 +33,6 @@ def plot_prune_curves(results_by_order: Mapping[str, PruneResult], path: str | P
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="lower left")
     first = next(iter(results_by_order.values()))
-    fig.suptitle(title or f"pruning first-layer neurons by IPR ({first.model_kind}, N={first.n_neurons}) [D]")
+    figure_title(fig, title or f"pruning first-layer neurons by IPR ({first.model_kind}, N={first.n_neurons}) [D]", 12)
     fig.tight_layout()
     return save_figure(fig, path)

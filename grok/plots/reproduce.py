@@ -31,7 +31,7 @@ def figure_doshi(run, path: Path, title: str) -> Path:
     """[D]: the five accuracies over time, the per-neuron IPR histogram, the mean IPR."""
     import matplotlib.pyplot as plt
 
-    from grok.plots.base import plot_metric, save_figure
+    from grok.plots.base import figure_title, plot_metric, save_figure
     from grok.plots.run import plot_ipr, plot_ipr_histogram
 
     h = run.history
@@ -51,7 +51,7 @@ def figure_doshi(run, path: Path, title: str) -> Path:
     plot_ipr(axes[2], run)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
+    figure_title(fig, title)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -60,7 +60,7 @@ def figure_fig3a(run, path: Path, title: str) -> Path:
     """[K] Fig. 3a: loss curves, NTK alignment and grokking delay per α."""
     import matplotlib.pyplot as plt
 
-    from grok.plots.base import save_figure
+    from grok.plots.base import figure_title, save_figure
 
     h = run.history
     steps = np.maximum(h["step"], 1)
@@ -93,6 +93,6 @@ def figure_fig3a(run, path: Path, title: str) -> Path:
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
+    figure_title(fig, title)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grok.plots.base import panel_grid, plot_metric, save_figure
+from grok.plots.base import figure_title, panel_grid, plot_metric, save_figure
 
 COLLAPSE_METRICS = ("sc_fraction", "zero_terms", "nlm_cosine")
 NTK_METRICS = ("ntk_alignment", "kernel_distance", "param_distance")
@@ -351,6 +351,6 @@ def plot_run(run, path: str | Path, steps: Sequence[int] | None = None, members=
         ax.grid(alpha=0.3)
         if progress and not ax.images:
             shade_progress_phases(ax, run, member=picked[0])
-    fig.suptitle(title or run.config.description or "run", fontsize=10)
+    figure_title(fig, title or run.config.description or "run")
     fig.tight_layout()
     return save_figure(fig, path)
