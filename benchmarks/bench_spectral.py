@@ -9,12 +9,11 @@ each snapshot, one model after the other, as one analyses checkpoints with it (t
 outside the timing). Needs the optional `peers` extra (torch, weightwatcher 0.7.7); without it the
 benchmark reports grok's time alone.
 
-Both sides run with OpenBLAS/MKL on one thread: their SVDs go through the same LAPACK, whose threads
-otherwise fight XLA's and each other's on a 2-core machine (measured there: a 200×226 SVD takes
-~60 ms with the default threads and ~5 ms with one under load, for NumPy and JAX alike). grok sets
-that itself around programs with a LAPACK probe (`grok.blas_threads`), so its side runs as a user's
-call does; weightwatcher's runs inside `threadpool_limits(1)`, the setting that favours it here. The
-two sides alternate, `ROUNDS` times, and each keeps its fastest round.
+Both sides run with OpenBLAS/MKL limited to one thread (`threadpoolctl`, installed with weightwatcher's
+scikit-learn): their SVDs go through the same LAPACK, whose threads otherwise fight XLA's and each
+other's on a 2-core machine (measured there: a 200×226 SVD takes ~60 ms with the default threads
+and ~5 ms with one under load, for NumPy and JAX alike; the whole `probe_history` call 607–857 ms
+against 279–361 ms). The two sides alternate, `ROUNDS` times, and each keeps its fastest round.
 """
 
 from __future__ import annotations
@@ -87,9 +86,16 @@ def _timed(fn):
 
 
 def run() -> dict[str, float]:
-    from threadpoolctl import threadpool_limits
-
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without the `peers` extra: with the user's threads
+        return _measure()
     _load_lapack()
+    with threadpool_limits(limits=1):
+        return _measure()
+
+
+def _measure() -> dict[str, float]:
     run_ = _run()
     snapshots = len(run_.steps_with_snapshots)
     n = MEMBERS * snapshots
@@ -105,14 +111,12 @@ def run() -> dict[str, float]:
         return {"grok_seconds": t_ours}
     logging.getLogger("weightwatcher").setLevel(logging.ERROR)
     models = _torch_models(run_)
-    with threadpool_limits(limits=1):
-        _ww_alphas(models[:1])  # imports and first-call set-up, untimed
+    _ww_alphas(models[:1])  # imports and first-call set-up, untimed
     ours_times, ww_times = [], []
     for _ in range(ROUNDS):
         seconds, ours = _timed(lambda: grok.probe_history(run_, ["spectral"]))
         ours_times.append(seconds)
-        with threadpool_limits(limits=1):
-            seconds, theirs = _timed(lambda: _ww_alphas(models))
+        seconds, theirs = _timed(lambda: _ww_alphas(models))
         ww_times.append(seconds)
     t_ours, t_ww = min(ours_times), min(ww_times)
     print(f"grok probe_history(['spectral'])   {t_ours * 1e3:8.1f} ms   ({t_ours / n * 1e3:.2f} ms per model)")

@@ -31,13 +31,13 @@ from jax.sharding import PartitionSpec as P
 
 import tasks
 from grok import losses
-from grok.blas_threads import one_blas_thread, uses_lapack
 from grok.config import Config, field_names, split_dynamic
 from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
 from grok.lazy_import import nnx
 from grok.member import build_data, build_member_model, graphdef_of, registration_tokens
 from grok.optim import optimizer_from_config
 from grok.probing import init_probe_state, interval_probes, probes_at, slow_chunk, slow_probes
+from grok.registry import PROBES
 from grok.schedule import Schedule, schedule
 from grok.sizing import member_size
 from grok.snapshots import state_leaves
@@ -392,7 +392,7 @@ def shardable(static_cfg: Config) -> bool:
     """
     if jax.default_backend() != "cpu":
         return True
-    return not uses_lapack(static_cfg.train.probes)
+    return not any(PROBES.get(name, "train.probes").lapack for name in static_cfg.train.probes)
 
 
 def ensure_precision(cfg: Config) -> None:
@@ -444,14 +444,8 @@ def run_group(
 
     With a `checkpoint`, the group resumes from the state it restores (the same compiled chunks
     run from there, so the result is bit-identical to an uninterrupted run) and offers it a host
-    copy of the state after every chunk. With a LAPACK probe on a CPU, OpenBLAS runs on one thread
-    meanwhile (`grok.blas_threads`).
+    copy of the state after every chunk.
     """
-    with one_blas_thread(uses_lapack(configs[0].train.probes) if configs else False):
-        return _run_group(configs, progress, on_chunk, shard, checkpoint)
-
-
-def _run_group(configs, progress, on_chunk, shard, checkpoint) -> GroupResult:
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
     n_members = len(configs)

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from grok import engine, registry
-from grok.blas_threads import one_blas_thread, uses_lapack
 from grok.config import check_registered
 from grok.errors import ConfigError, GrokWarning
 from grok.snapshots import path_name, state_leaves
@@ -138,9 +137,8 @@ def probe_history(run, probes: Sequence[str], *, steps: Sequence[int] | None = N
         for k, v in snaps[0].items()
     }
     del snaps
-    with one_blas_thread(uses_lapack(cfg.train.probes)):  # until the results are on the host
-        out = {k: np.asarray(v) for k, v in program(dyn, saved, at).items()}
-    return out | {"step": np.asarray(steps, np.int64)}
+    out = program(dyn, saved, at)
+    return {k: np.asarray(v) for k, v in out.items()} | {"step": np.asarray(steps, np.int64)}
 
 
 def _used_inputs(closed) -> list[bool]:
