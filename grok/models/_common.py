@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.ad_checkpoint import checkpoint_name
 
 Array = jax.Array
 DType = Any
@@ -121,6 +122,9 @@ def activation(name: str, z: Array) -> Array:
     raise ValueError(f"unknown activation {name!r}; allowed: relu, quadratic, gelu, tanh, linear")
 
 
+DROPOUT_KEEP = "dropout_keep"  # the name a rematerialized layer saves dropout's mask under
+
+
 def dropout(x: Array, rate: Array, key: Array) -> Array:
     """Inverted dropout with a (possibly traced) rate: zero with prob. `rate`, scale kept by 1/(1−rate).
 
@@ -129,6 +133,7 @@ def dropout(x: Array, rate: Array, key: Array) -> Array:
     rate = jnp.asarray(rate, jnp.float32)
     # a flat draw: multi-dimensional jax.random shapes compile ~10× slower under vmap
     keep = jax.random.uniform(key, (x.size,), jnp.float32).reshape(x.shape) >= rate
+    keep = checkpoint_name(keep, DROPOUT_KEEP)  # saved, not redrawn, where the layer is rematerialized
     scale = (1.0 / (1.0 - rate)).astype(x.dtype)
     return jnp.where(keep, x * scale, jnp.zeros_like(x))
 
