@@ -37,3 +37,34 @@ def _mnist_file(tmp_path_factory):
     os.environ["GROK_MNIST"] = str(path)
     yield
     del os.environ["GROK_MNIST"]
+
+
+def _memory_maps() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+def _max_memory_maps() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530
+
+
+_MAPS_BUDGET = _max_memory_maps() // 2
+
+
+@pytest.fixture(autouse=True)
+def _drop_compiled_programs_before_the_maps_run_out():
+    """Every program XLA:CPU compiles keeps ~9 memory mappings until JAX's caches let it go, and an
+    xdist worker compiles thousands: past Linux's `vm.max_map_count` (65 530) the next compilation
+    fails inside LLVM ("Cannot allocate memory") or the worker dies. Measured: a worker held 23 000
+    mappings a third of the way through the suite. When a test leaves more than half the limit,
+    `jax.clear_caches()` drops the compiled programs (later tests compile what they need again)."""
+    yield
+    if _memory_maps() > _MAPS_BUDGET:
+        jax.clear_caches()
