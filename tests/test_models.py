@@ -517,3 +517,36 @@ def test_wrong_input_kind_is_rejected():
         build(QUAD, poly_spec())
     with pytest.raises(ValueError):
         build(ALPHA, modular_spec())
+
+
+@pytest.mark.parametrize("with_dropout", [False, True])
+@pytest.mark.parametrize("name", ["quadratic", "relu"])
+def test_rematerialized_token_layer_is_bit_identical_and_draws_dropout_once(name, with_dropout):
+    from grok.models._mlp import _token_activation
+
+    p, n = 7, 16
+    e = jax.random.normal(jax.random.key(0), (2 * p, n))
+    bias = jax.random.normal(jax.random.key(1), (n,))
+    x = jax.random.randint(jax.random.key(2), (40, 2), 0, p)
+    key = jax.random.key(3) if with_dropout else None
+    rate = jnp.asarray(0.3)
+    cot = jax.random.normal(jax.random.key(4), (40, n))
+
+    def plain(e, bias):
+        z = e[x[:, 0]] + e[p + x[:, 1]] + bias[None, :]
+        z = dropout_fn(z, rate, key) if with_dropout else z
+        return jnp.square(z) if name == "quadratic" else jax.nn.relu(z)
+
+    def remat(e, bias):
+        return _token_activation(e, bias, x, key, rate, p, name)
+
+    def value_and_grads(f):
+        out, pullback = jax.vjp(f, e, bias)
+        return out, *pullback(cot)
+
+    remat_out, plain_out = jax.jit(lambda: value_and_grads(remat))(), jax.jit(lambda: value_and_grads(plain))()
+    for got, want in zip(remat_out, plain_out, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    # the backward pass reuses the saved keep mask: random bits are drawn once, in the forward pass
+    jaxpr = str(jax.make_jaxpr(lambda: value_and_grads(remat))())
+    assert jaxpr.count("random_bits") == (1 if with_dropout else 0)
