@@ -169,7 +169,7 @@ def test_member_block_choice(monkeypatch):
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "auto")
     auto = engine.member_block(cfg, 10_000)
     assert auto is not None and auto >= 1  # CPU: blocks of members that fit the cache
-    assert engine.member_block(cfg, 1) is None  # a block as large as the device's share is no block
+    assert engine.member_block(cfg, 1) == 1  # a lone member walks the unbatched step, not a vmap of one
     bigger = cfg.override(**{"task.p": 97, "model.widths": [256, 256]})
     assert member_size(bigger).working_set > member_size(cfg).working_set
     assert engine.member_block(bigger, 10_000) <= auto
@@ -177,6 +177,7 @@ def test_member_block_choice(monkeypatch):
     assert engine.member_block(cfg, 64) is None
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "8")
     assert engine.member_block(cfg, 64) == 8
+    assert engine.member_block(cfg, 8) is None  # a block as large as the device's share is no block
     monkeypatch.setenv("GROK_MEMBER_BLOCK", "eight")
     with pytest.raises(ValueError, match="GROK_MEMBER_BLOCK='eight'"):
         engine.member_block(cfg, 64)
