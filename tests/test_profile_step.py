@@ -37,3 +37,17 @@ def test_a_traced_program_names_its_matmul_and_the_time_is_found():
 def test_an_unknown_setting_is_one_clear_line():
     with pytest.raises(SystemExit, match=r"setting: got '\[Q\]'; allowed: the start of one of"):
         profile_step.setting_program("[Q]")
+
+
+def test_vmapped_members_with_an_override_are_timed(capsys):
+    profile_step.main(["[D] tiny", "--members", "2", "--steps", "3", "--set", "task.p=7", "--top", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[D] tiny: 2 members, ") and "ms per step untraced" in lines[0]
+    assert float(lines[0].split("members, ")[1].split(" ms")[0]) > 0
+    rows = [line for line in lines if " ms  ×" in line]
+    assert 1 <= len(rows) <= 3 and any("[2,7," in row or "[2,14," in row for row in rows)  # p = 7: 7 classes, 2p rows
+
+
+def test_bad_member_count_is_one_clear_line():
+    with pytest.raises(SystemExit, match=r"--members and --steps: got 0 and None"):
+        profile_step.main(["[D] tiny", "--members", "0"])
