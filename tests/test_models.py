@@ -550,3 +550,28 @@ def test_rematerialized_token_layer_is_bit_identical_and_draws_dropout_once(name
     # the backward pass reuses the saved keep mask: random bits are drawn once, in the forward pass
     jaxpr = str(jax.make_jaxpr(lambda: value_and_grads(remat))())
     assert jaxpr.count("random_bits") == (1 if with_dropout else 0)
+
+
+@pytest.mark.parametrize("classes", [11, 16])
+def test_readout_padded_for_a_gpu_gives_the_same_logits_and_gradients(monkeypatch, classes):
+    from grok.models import _common
+
+    x = jax.random.normal(jax.random.key(0), (3, 40, 24))
+    w_t = jax.random.normal(jax.random.key(1), (classes, 24))
+    cot = jax.random.normal(jax.random.key(2), (3, 40, classes))
+
+    def value_and_grads():  # traced afresh each time (JAX caches a traced function by identity)
+        def f():
+            out, pullback = jax.vjp(_common.readout_matmul, x, w_t)
+            return out, *pullback(cot)
+
+        return f
+
+    want = jax.jit(value_and_grads())()
+    assert "pad" not in str(jax.make_jaxpr(value_and_grads())())  # a CPU pads nothing: the same program as before
+    monkeypatch.setattr(_common, "readout_row_multiple", lambda: 8)
+    assert ("pad" in str(jax.make_jaxpr(value_and_grads())())) == (classes % 8 != 0)
+    got = jax.jit(value_and_grads())()
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)

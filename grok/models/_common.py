@@ -144,6 +144,32 @@ def dropout_stream(rngs: nnx.Rngs) -> nnx.RngStream:
     return nnx.RngStream(key, tag="dropout")
 
 
+def readout_row_multiple() -> int:
+    """Rows a transposed readout's kernel is padded to a multiple of inside its matmul: 8 on a GPU, 1 elsewhere.
+
+    Modular tasks have a prime number of classes (97, 113), so the readout's matrix products have an
+    odd dimension, and cuBLAS then picks slower tensor-core kernels: on an H200 a [D] group of 289
+    paper-size members took 14.1 ms per step, 11.1 ms with the readout padded to 104 rows
+    (`benchmarks/profile_step.py`, docs/architecture.md). On a CPU nothing is padded, so the numbers
+    stay bit for bit those of the unpadded product.
+    """
+    return 8 if jax.default_backend() == "gpu" else 1
+
+
+def readout_matmul(x: Array, kernel_t: Array) -> Array:
+    """x Wᵀ for a readout stored as Wᵀ [C, fan_in]: [..., fan_in] → [..., C].
+
+    With `readout_row_multiple()` > 1, Wᵀ gets zero rows up to that multiple and the extra outputs
+    are sliced off. Each kept output is the same sum; in the backward pass x's gradient gains terms
+    that are exactly zero, and the padding rows' gradient is dropped by the pad's transpose.
+    """
+    rows = kernel_t.shape[0]
+    extra = -rows % readout_row_multiple()
+    if extra == 0:
+        return x @ kernel_t.T
+    return (x @ jnp.pad(kernel_t, ((0, extra), (0, 0))).T)[..., :rows]
+
+
 class Dense(nnx.Module):
     """y = x W (+ b), W: [fan_in, fan_out]; no bias unless asked; a given `kernel` skips the random init.
 
@@ -184,7 +210,7 @@ class Dense(nnx.Module):
         )
 
     def __call__(self, x: Array) -> Array:
-        y = x @ self.kernel[...].T if self.transposed else x @ self.kernel[...]
+        y = readout_matmul(x, self.kernel[...]) if self.transposed else x @ self.kernel[...]
         if self.bias is not None:
             y = y + self.bias[...][None, :]
         return y
