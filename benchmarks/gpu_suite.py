@@ -79,6 +79,13 @@ def sweep_tflop(spec) -> float:
     return total / 1e12
 
 
+def group_seconds(sweep_dir: Path) -> list[float]:
+    """Wall seconds of each batch of a finished sweep (its `status.json`), in the sweep's order."""
+    return [
+        float(json.loads(path.read_text())["wall_seconds"]) for path in sorted(sweep_dir.glob("groups/*/*/status.json"))
+    ]
+
+
 def fail(what: str, rc: int, output: str) -> None:
     print(output[-4000:])
     raise SystemExit(f"{what} failed with exit status {rc}")
@@ -116,8 +123,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     (out / "phase.txt").write_text(table)
     lines = table.strip().splitlines()
     print("\n".join(lines if tiny else [*lines[:3], f"... ({len(lines)} lines in {out / 'phase.txt'})", *lines[-3:]]))
+    walls = group_seconds(diagram)
+    print(f"  {len(walls)} batch(es) of members, s each (compile included): " + ", ".join(f"{w:.1f}" for w in walls))
     print(f"  {rate:.3g} TFLOP/s: " + ", ".join(f"{rate / v:.3g} of {k}" for k, v in peaks.items() if k != "fp64"))
     summary |= {"diagram_seconds": seconds, "diagram_tflop": tflop, "diagram_tflops": rate}
+    summary |= {f"diagram_batch{i}_seconds": w for i, w in enumerate(walls)}
 
     run = out / "stablemax"
     sets = TINY_STABLEMAX_SETS if tiny else ()
