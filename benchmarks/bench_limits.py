@@ -17,7 +17,8 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
   vmapped** (`jit(vmap(scan))` of the step, per member-step), and **the plain-JAX step** of the
   same model (nothing but loss, gradient and AdamW, `jit(scan)`).
 
-Every figure is the fastest of a few calls after an untimed compiling call; "of limit" is
+Every figure is the fastest of at least 3 calls, and of as many more as fit in 1 s of timed calls
+(`GROK_BENCH_MIN_SECONDS`), after an untimed compiling call; "of limit" is
 limit / time, the fraction of the matmul rate the step reaches. On a shared machine the ratios,
 taken minutes apart in one process, mean more than the absolute times.
 """
@@ -47,6 +48,9 @@ SETTINGS = (
     ("[D] tiny, p=23 N=64", "doshi-coexistence", {"task.p": 23, "model.widths": [64]}, 300, 40),
 )
 REPEATS = int(os.environ.get("GROK_BENCH_REPEATS", "3"))
+# and at least this many seconds of timed calls per figure, so that short calls (the tiny member's)
+# are sampled as often as long ones
+MIN_SECONDS = float(os.environ.get("GROK_BENCH_MIN_SECONDS", "1.0"))
 
 
 def step_flops(program) -> float:
@@ -126,12 +130,12 @@ def engine_run_seconds(cfg: grok.Config, repeats: int) -> float:
     def train():
         return grok.train_members(cfg, [{"seed": 0}], progress=False, shard=False).history
 
-    return best_seconds(train, repeats=repeats)
+    return best_seconds(train, repeats=repeats, min_seconds=MIN_SECONDS)
 
 
 def per_step_ms(program, steps: int, members: int = 1, repeats: int = REPEATS) -> float:
     fn, args = program
-    return 1e3 * best_seconds(fn, *args, repeats=repeats) / (steps * members)
+    return 1e3 * best_seconds(fn, *args, repeats=repeats, min_seconds=MIN_SECONDS) / (steps * members)
 
 
 def run() -> dict[str, float]:
@@ -173,7 +177,7 @@ def run() -> dict[str, float]:
         out[f"{key}_engine_step_over_plain"] = times["engine_step"] / times["plain"]
         out[f"{key}_engine_run_over_plain"] = times["engine_run"] / times["plain"]
     print(
-        "ms per (member-)step, fastest of a few calls; (x%) = limit / time. "
+        f"ms per (member-)step, fastest of ≥ {REPEATS} calls and ≥ {MIN_SECONDS:g} s of calls; (x%) = limit / time. "
         f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {time.perf_counter() - start:.0f} s in all"
     )
     return out
