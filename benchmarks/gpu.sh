@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One script for a GPU: devices, [D]'s 17×17×4 phase diagram and [P]'s StableMax run at paper size,
-# the matmul peaks (TF32, FP32, FP64) and each run's rate against them (benchmarks/gpu_suite.py).
+# the matmul peaks (TF32, FP32, FP64), each run's rate against them, and a profile of the largest
+# [D] group's step (benchmarks/gpu_suite.py).
 #
 #   make setup && .venv/bin/pip install -e ".[cuda]" && benchmarks/gpu.sh      # or: make bench-gpu
 #   benchmarks/gpu.sh --tiny     # tiny sizes on any machine, CPU included (tests/test_gpu_script.py)

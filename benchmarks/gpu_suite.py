@@ -1,5 +1,5 @@
 """What `benchmarks/gpu.sh` runs: the devices, [D]'s phase diagram and [P]'s StableMax run at paper size,
-the matmul peaks, and the rate of each run against them.
+the matmul peaks, the rate of each run against them, and a profile of the largest group's step.
 
     benchmarks/gpu.sh                 # on an NVIDIA GPU: make setup, then .venv/bin/pip install -e ".[cuda]"
     benchmarks/gpu.sh --tiny          # the same steps at tiny sizes on any machine (what CI runs)
@@ -19,6 +19,7 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave the GPU
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import shlex  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -49,6 +50,9 @@ seeds = [0]
 "task.train_fraction" = [0.5]
 """
 TINY_STABLEMAX_STEPS = 60
+# the profiled step: the diagram's largest group (289 members at 60% training), or 9 tiny members
+PAPER_PROFILE = ("[D] paper", "--members", "289", "--set", "task.train_fraction=0.6", "--steps", "20", "--top", "12")
+TINY_PROFILE = ("[D] tiny", "--members", "9", "--set", "task.p=11", "--steps", "5", "--top", "5")
 TINY_STABLEMAX_SETS = ("task.p=11", "model.widths=[16,16]")
 PRECISIONS = {"tf32": (jnp.float32, "tensorfloat32"), "fp32": (jnp.float32, "highest"), "fp64": (jnp.float64, None)}
 
@@ -128,6 +132,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  {rate:.3g} TFLOP/s: " + ", ".join(f"{rate / v:.3g} of {k}" for k, v in peaks.items() if k != "fp64"))
     summary |= {"diagram_seconds": seconds, "diagram_tflop": tflop, "diagram_tflops": rate}
     summary |= {f"diagram_batch{i}_seconds": w for i, w in enumerate(walls)}
+
+    # where the largest group's step goes: its kernels, cuBLAS's included, in a fresh process
+    profile_args = TINY_PROFILE if tiny else PAPER_PROFILE
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.profile_step", *profile_args], capture_output=True, text=True
+    )
+    if proc.returncode:
+        fail("benchmarks.profile_step", proc.returncode, proc.stdout + proc.stderr)
+    print(f"\n[D] the largest group's step, profiled (python -m benchmarks.profile_step {shlex.join(profile_args)}):")
+    print("\n".join("  " + line for line in proc.stdout.strip().splitlines()))
+    summary["largest_group_step_ms"] = float(proc.stdout.split(" ms per step untraced")[0].rsplit(" ", 1)[-1])
 
     run = out / "stablemax"
     sets = TINY_STABLEMAX_SETS if tiny else ()

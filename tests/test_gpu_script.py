@@ -31,6 +31,7 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     text = proc.stdout
     assert "devices: [" in text and "matmul peak, tf32" in text
     assert "1 batch(es) of members, s each (compile included): " in text
+    assert "[D] the largest group's step, profiled" in text and "[D] tiny: 9 members, " in text
     assert f"[P] StableMax, {TINY_STABLEMAX_STEPS} steps" in text and "gpu.sh:" in text
 
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -58,6 +59,7 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     assert one_step >= 3 * 2 * g.n_train * g.model.widths[0] * g.task.p
     assert summary["diagram_seconds"] > 0 and summary["stablemax_seconds"] > 0
     assert 0 < summary["diagram_batch0_seconds"] < summary["diagram_seconds"]
+    assert summary["largest_group_step_ms"] > 0
 
 
 EXPECTED_FLOPS = """
