@@ -433,6 +433,36 @@ class Checkpointer(Protocol):
     ) -> None: ...
 
 
+def _group_programs(static: Config, dyn_np: dict[str, np.ndarray], n_members: int, shard: bool):
+    """(sharding, padded member count, schedule, init, chunk, dynamic values on the device) of a group."""
+    sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
+    sched = group_schedule(static)
+    n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
+    block = member_block(static, n_local)
+    init, chunk = _programs(static, registration_tokens(static), sched.slots_per_chunk, sharding, block)
+    dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
+    if sharding is not None:
+        dyn = jax.device_put(dyn, sharding)
+    return sharding, padded, sched, init, chunk, dyn
+
+
+def precompile_group(configs: Sequence[Config], *, shard: bool = True) -> bool:
+    """Compile a group's init and chunk programs ahead of `run_group(configs, shard=shard)`, which then
+    finds them compiled. Safe to call from another thread while a group trains: a sweep compiles its
+    next group this way on an accelerator (`grok.sweep`). False, and nothing done, when the group
+    needs float64 and the process has not switched it on (that switch must precede every array)."""
+    static, dyn_np = stack_dynamic(configs)
+    if static.uses_float64 and not jax.config.read("jax_enable_x64"):
+        return False
+    sharding, _, sched, init, chunk, dyn = _group_programs(static, dyn_np, len(configs), shard)
+    state = jax.eval_shape(init, dyn)[0]
+    if sharding is not None:
+        state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), state)
+    init.lower(dyn).compile()
+    chunk.lower(state, dyn, {"length": sched.lengths[0], "slot": sched.slots[0]}).compile()
+    return True
+
+
 def run_group(
     configs: Sequence[Config],
     *,
@@ -450,14 +480,8 @@ def run_group(
     static, dyn_np = stack_dynamic(configs)
     ensure_precision(static)
     n_members = len(configs)
-    sharding, padded = member_sharding(n_members) if shard and shardable(static) else (None, n_members)
-    sched = group_schedule(static)
+    sharding, padded, sched, init, chunk, dyn = _group_programs(static, dyn_np, n_members, shard)
     n_chunk, n_slots = sched.n_chunk, sched.slots_per_chunk
-    n_local = padded // (len(sharding.mesh.devices.flat) if sharding is not None else 1)
-    init, chunk = _programs(static, registration_tokens(static), n_slots, sharding, member_block(static, n_local))
-    dyn = {k: jnp.asarray(np.concatenate([v, np.repeat(v[-1:], padded - n_members)])) for k, v in dyn_np.items()}
-    if sharding is not None:
-        dyn = jax.device_put(dyn, sharding)
     lengths, slots, ends = sched.lengths, sched.slots, sched.steps[1:].reshape(sched.n_chunks, n_chunk)
     layout = {"n_chunk": n_chunk, "n_chunks": sched.n_chunks, "padded": padded, "n_members": n_members}
     resume = checkpoint.restore(jax.eval_shape(init, dyn)[0], layout) if checkpoint is not None else None

@@ -454,3 +454,37 @@ SPEC_TOML = textwrap.dedent(
     "optim.weight_decay" = [0.0, 1.0, 5.0, 10.0]
     """
 )
+
+
+def test_next_group_compiled_ahead_gives_the_same_sweep_and_traces_once(tmp_path, monkeypatch):
+    from grok import engine
+
+    spec = GRID | {"set": GRID["set"] | {"train.steps": 30}, "seeds": [0]}  # programs no other test compiled
+    calls = []
+    real = engine.precompile_group
+
+    def spy(configs, *, shard=True):
+        done = real(configs, shard=shard)
+        calls.append((configs[0].task.p, len(configs), done))
+        return done
+
+    monkeypatch.setattr(engine, "precompile_group", spy)
+    monkeypatch.setenv("GROK_PRECOMPILE", "1")
+    before = grok.trace_count()
+    ahead = sweep(spec, tmp_path / "ahead", progress=False)
+    # the second group (p = 13) compiled in the background, while the first trained; run_group then
+    # found its programs compiled: each group's init and chunk traced once, as without it
+    assert calls == [(13, 8, True)]
+    assert grok.trace_count() - before == 2 * 2
+    monkeypatch.setenv("GROK_PRECOMPILE", "0")
+    plain = sweep(spec, tmp_path / "plain", progress=False)
+    assert calls == [(13, 8, True)]
+    for name in ("train_loss", "test_loss", "weight_norm", "train_acc", "test_acc"):
+        np.testing.assert_array_equal(ahead.history(name), plain.history(name), err_msg=name)
+
+
+def test_bad_precompile_setting_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROK_PRECOMPILE", "yes")
+    with pytest.raises(grok.ConfigError, match=r"GROK_PRECOMPILE: got 'yes'; allowed: 1 .*, 0 .*, or unset"):
+        sweep(spec_dict(), tmp_path / "s", progress=False)
+    assert not (tmp_path / "s").exists()  # refused before anything is written

@@ -53,6 +53,7 @@ def _init_distributed(args) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from grok.sweep import SweepSpec, sweep, sweep_presets
     from grok.sweep.refine import check_refine, refine
+    from grok.sweep.runner import precompile_ahead
 
     if args.list:
         names = sweep_presets()
@@ -73,6 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out", None, "a directory for the sweep's results")
+    precompile_ahead()  # $GROK_PRECOMPILE checked before anything is printed or compiled
     _init_distributed(args)
     if not args.quiet:
         print(spec.describe())

@@ -5,8 +5,10 @@ process's share of the batches under `jax.distributed` (see the `grok.sweep` pac
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -83,12 +85,64 @@ def _clear_partial(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard: bool) -> Run:
-    """Train one batch as one compiled group (padded to the group's batch size) → a Run of its real members."""
+def _batch_configs(batch: Batch) -> list:
+    """The configs of a batch's members, padded with its last member to the group's batch size."""
     with inert_options_allowed():  # an axis may set an option its group's transforms do not read
         configs = [batch.group.config.override(**o) for o in batch.overrides]
-    n = len(configs)
-    configs += [configs[-1]] * (batch.size - n)
+    return configs + [configs[-1]] * (batch.size - len(configs))
+
+
+def precompile_ahead() -> bool:
+    """Whether a sweep compiles its next group while the current one trains: on an accelerator by
+    default; `$GROK_PRECOMPILE=1` / `0` forces it on / off."""
+    forced = os.environ.get("GROK_PRECOMPILE", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise ConfigError("GROK_PRECOMPILE", forced, "1 (compile the next group ahead), 0 (don't), or unset")
+    return jax.default_backend() != "cpu"
+
+
+class _Precompiler:
+    """Compiles the first batch of the next group in a background thread while a group trains.
+
+    Compilation (and on a GPU the autotuning of its matrix products) then overlaps training, and
+    `engine.run_group` finds the programs compiled. A failure here is dropped: the batch's own run
+    meets the same error, where it is reported properly.
+    """
+
+    def __init__(self, todo: list[Batch], shard: bool):
+        self.shard = shard
+        self.firsts: dict[int, Batch] = {}
+        for b in todo:
+            self.firsts.setdefault(b.group.index, b)
+        self.order = list(self.firsts)
+        self.thread: threading.Thread | None = None
+        self.compiling: int | None = None
+
+    def start(self, batch: Batch) -> None:
+        """Before `batch` trains: wait for its group's compile if one is under way (rather than
+        compile it twice), then start compiling the next group's programs."""
+        if self.thread is not None and self.compiling == batch.group.index:
+            self.thread.join()
+        if self.thread is not None and self.thread.is_alive():
+            return
+        i = self.order.index(batch.group.index) + 1
+        if i < len(self.order) and self.order[i] in self.firsts:
+            nxt = self.firsts.pop(self.order[i])
+            self.compiling = nxt.group.index
+            self.thread = threading.Thread(target=self._compile, args=(nxt,), daemon=True, name="grok-precompile")
+            self.thread.start()
+
+    def _compile(self, batch: Batch) -> None:
+        with contextlib.suppress(Exception):
+            engine.precompile_group(_batch_configs(batch), shard=self.shard)
+
+
+def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard: bool) -> Run:
+    """Train one batch as one compiled group (padded to the group's batch size) → a Run of its real members."""
+    configs = _batch_configs(batch)
+    n = len(batch.members)
     start = time.perf_counter()
     cb = (lambda steps: progress(steps * n)) if progress is not None else None
     group = engine.run_group(configs, progress=cb, shard=shard)
@@ -100,7 +154,9 @@ def _train_batch(batch: Batch, *, progress: Callable[[int], None] | None, shard:
     return Run.from_group(batch.group.config, batch.overrides, group, wall_seconds=wall, status=sweep_status)
 
 
-def _run_batches(spec: SweepSpec, out: Path, mine: list[Batch], *, progress: bool, shard: bool, on_batch) -> None:
+def _run_batches(
+    spec: SweepSpec, out: Path, mine: list[Batch], *, progress: bool, shard: bool, on_batch, ahead: bool = False
+) -> None:
     """Train and write every batch of `mine` that is not complete in `out`."""
     _check_out_dir(out, spec)
     todo = [b for b in mine if not batch_complete(out, b)]
@@ -112,8 +168,11 @@ def _run_batches(spec: SweepSpec, out: Path, mine: list[Batch], *, progress: boo
         total = sum(steps_of.values())
         done = total - sum(steps_of[b.index] for b in todo)
         bar = tqdm(total=total, initial=done, desc="sweep", unit="step", unit_scale=True, dynamic_ncols=True)
+    ahead = _Precompiler(todo, shard) if ahead else None
     try:
         for batch in todo:
+            if ahead is not None:
+                ahead.start(batch)
             path = out / batch.path
             _clear_partial(path)
             if bar is not None:
@@ -150,6 +209,7 @@ def sweep(
     if out is None or not str(out).strip():
         raise ConfigError("--out", out, "a directory for the sweep's results")
     spec = SweepSpec.parse(spec)
+    ahead = precompile_ahead()
     out = Path(out)
     groups = spec.groups()
     batches = spec.batches(groups)
@@ -162,7 +222,7 @@ def sweep(
     check_memory(spec, mine, memory_bytes=memory_bytes, shard=shard)
     # one process per directory, unless the processes of one jax.distributed job share it on purpose
     with store.dir_lock(out) if n_proc == 1 else contextlib.nullcontext():
-        _run_batches(spec, out, mine, progress=progress, shard=shard, on_batch=on_batch)
+        _run_batches(spec, out, mine, progress=progress, shard=shard, on_batch=on_batch, ahead=ahead)
     if n_proc > 1:
         _wait_for_batches(out, batches, progress=progress)
     return load_sweep(out)
