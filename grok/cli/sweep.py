@@ -53,7 +53,7 @@ def _init_distributed(args) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from grok.sweep import SweepSpec, sweep, sweep_presets
     from grok.sweep.refine import check_refine, refine
-    from grok.sweep.runner import precompile_ahead
+    from grok.sweep.runner import precompile_setting
 
     if args.list:
         names = sweep_presets()
@@ -74,7 +74,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out", None, "a directory for the sweep's results")
-    precompile_ahead()  # $GROK_PRECOMPILE checked before anything is printed or compiled
+    precompile_setting()  # $GROK_PRECOMPILE checked before anything is printed (no backend started yet)
     _init_distributed(args)
     if not args.quiet:
         print(spec.describe())

@@ -92,15 +92,22 @@ def _batch_configs(batch: Batch) -> list:
     return configs + [configs[-1]] * (batch.size - len(configs))
 
 
-def precompile_ahead() -> bool:
-    """Whether a sweep compiles its next group while the current one trains: on an accelerator by
-    default; `$GROK_PRECOMPILE=1` / `0` forces it on / off."""
+def precompile_setting() -> bool | None:
+    """`$GROK_PRECOMPILE` checked: True / False when forced on / off, None when unset (the backend
+    decides). Touches no JAX backend, so the CLI can check it before `jax.distributed` starts."""
     forced = os.environ.get("GROK_PRECOMPILE", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
     if forced:
         raise ConfigError("GROK_PRECOMPILE", forced, "1 (compile the next group ahead), 0 (don't), or unset")
-    return jax.default_backend() != "cpu"
+    return None
+
+
+def precompile_ahead() -> bool:
+    """Whether a sweep compiles its next group while the current one trains: on an accelerator by
+    default; `$GROK_PRECOMPILE=1` / `0` forces it on / off."""
+    forced = precompile_setting()
+    return jax.default_backend() != "cpu" if forced is None else forced
 
 
 class _Precompiler:
