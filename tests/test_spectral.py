@@ -230,3 +230,19 @@ def test_a_layer_below_min_evals_is_nan_with_its_reason():
     assert (run.history["alpha_status/readout/kernel"] == 1).all()
     assert np.isfinite(run.history["alpha/hidden/0/kernel"]).all()
     assert np.isfinite(run.history["stable_rank/readout/kernel"]).all()
+
+
+def test_the_esd_figure_draws_the_fit_of_the_probe():
+    """`plot_esd_fit` chooses x_min by the probe's rule unless told otherwise, on a matrix where the rules differ."""
+    from matplotlib.figure import Figure
+
+    from grok.config import TrainConfig
+    from grok.plots.spectral import plot_esd_fit
+
+    w = jnp.asarray(_heavy_matrix(3, (300, 150)), jnp.float32)
+    probe = {ks: float(spectral.htsr_alpha(w, ks=ks).alpha) for ks in spectral.KS_CONVENTIONS}
+    assert abs(probe["csn"] - probe["weightwatcher"]) > 0.5  # 3.40 against 4.05
+    ax = Figure().subplots()
+    drawn = float(plot_esd_fit(ax, spectral.esd(w)).alpha)
+    assert drawn == pytest.approx(probe[TrainConfig().spectral_ks], rel=1e-5)
+    assert float(plot_esd_fit(ax, spectral.esd(w), ks="csn").alpha) == pytest.approx(probe["csn"], rel=1e-5)

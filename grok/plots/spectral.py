@@ -12,10 +12,11 @@ from grok.plots.base import plot_metric
 from probes import spectral
 
 
-def plot_esd_fit(ax, evals, *, label: str = "", color=None, ks: str = "csn", bins: int = 40):
+def plot_esd_fit(ax, evals, *, label: str = "", color=None, ks: str = "weightwatcher", bins: int = 40):
     """The ESD λ = σ² of one layer as a log-log density histogram (the eigenvalues above 1e-5), its
     fitted power law p(λ) ∝ λ^(−α) for λ ≥ x_min (dashed, scaled to the tail's share), and x_min
-    (dotted). Returns the fit (`probes.spectral.PowerLawFit`)."""
+    (dotted). Returns the fit (`probes.spectral.PowerLawFit`). `ks` is the rule choosing x_min; the
+    default is the `spectral` probe's (`train.spectral_ks`), so the figure draws the probe's fit."""
     lam = np.sort(np.asarray(evals, np.float64).ravel())
     lam = lam[lam > spectral.EVAL_THRESHOLD]
     fit = spectral.powerlaw_fit(lam, ks=ks)
