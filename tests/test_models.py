@@ -519,10 +519,15 @@ def test_wrong_input_kind_is_rejected():
         build(ALPHA, modular_spec())
 
 
+@pytest.mark.parametrize("stacked", [False, True])
 @pytest.mark.parametrize("with_dropout", [False, True])
 @pytest.mark.parametrize("name", ["quadratic", "relu"])
-def test_rematerialized_token_layer_is_bit_identical_and_draws_dropout_once(name, with_dropout):
+def test_rematerialized_token_layer_is_bit_identical_and_draws_dropout_once(monkeypatch, name, with_dropout, stacked):
+    from grok.models import _mlp
     from grok.models._mlp import _token_activation
+
+    monkeypatch.setattr(_mlp, "pair_gather_stacked", lambda: stacked)  # the GPU's one gather, or two
+    jax.clear_caches()  # jax.checkpoint keeps its traced function: trace it afresh under the patch
 
     p, n = 7, 16
     e = jax.random.normal(jax.random.key(0), (2 * p, n))
@@ -550,6 +555,9 @@ def test_rematerialized_token_layer_is_bit_identical_and_draws_dropout_once(name
     # the backward pass reuses the saved keep mask: random bits are drawn once, in the forward pass
     jaxpr = str(jax.make_jaxpr(lambda: value_and_grads(remat))())
     assert jaxpr.count("random_bits") == (1 if with_dropout else 0)
+    # stacked (a GPU), both rows come from one gather and the embedding's gradient is one scatter-add
+    gathers = 1 if stacked else 2  # per pass: the forward's and the rematerialized backward's
+    assert jaxpr.count("scatter-add") == gathers and jaxpr.count(" gather[") == 2 * gathers
 
 
 @pytest.mark.parametrize("classes", [11, 16])

@@ -101,8 +101,7 @@ class MLP(nnx.Module):
     def first_layer(self, x: Array) -> Array:
         """Pre-activations of the first hidden layer, [n, N₀]."""
         if self.n_tokens:
-            e = self.first.kernel[...]
-            z = e[x[:, 0]] + e[self.n_tokens + x[:, 1]]
+            z = pair_rows(self.first.kernel[...], x, self.n_tokens)
             if self.first.bias is not None:
                 z = z + self.first.bias[...][None, :]
             return z
@@ -137,6 +136,30 @@ class MLP(nnx.Module):
         return out[:, 0] if self.n_classes == 0 and self.n_outputs == 1 else out
 
 
+def pair_gather_stacked() -> bool:
+    """Whether `pair_rows` gathers both rows of a pair at once: on a GPU yes, elsewhere no.
+
+    On an H200 one [D] group of 289 paper-size members took 10.26 ms per step with one gather
+    against 11.10 ms with two (`benchmarks/profile_step.py`, docs/architecture.md): the gradient
+    is then one scatter-add of both rows (2.62 ms) instead of two (1.67 ms each). On a CPU the two
+    gathers are ~2% faster. The values are bit for bit the same either way.
+    """
+    return jax.default_backend() == "gpu"
+
+
+def pair_rows(e: Array, x: Array, n_tokens: int) -> Array:
+    """E[a] + E[p + b] for token pairs x [n, 2], [n, N₀].
+
+    On a GPU (`pair_gather_stacked`) one gather of both rows, [n, 2, N₀], then their sum; its
+    gradient is one scatter-add. The rows of a and of p + b never coincide, so each row of that
+    gradient sums the same terms in the same order as two scatter-adds would.
+    """
+    if pair_gather_stacked():
+        rows = e[jnp.stack([x[:, 0], n_tokens + x[:, 1]], axis=1)]
+        return rows[:, 0] + rows[:, 1]
+    return e[x[:, 0]] + e[n_tokens + x[:, 1]]
+
+
 @partial(jax.checkpoint, static_argnums=(5, 6), policy=jax.checkpoint_policies.save_only_these_names(DROPOUT_KEEP))
 def _token_activation(
     e: Array, bias: Array | None, x: Array, key: Array | None, rate: Array, n_tokens: int, name: str
@@ -150,7 +173,7 @@ def _token_activation(
     random bits are not drawn twice. On a CPU this makes a [D] paper-size step ~25% faster
     (docs/architecture.md, "Close to the limit").
     """
-    z = e[x[:, 0]] + e[n_tokens + x[:, 1]]
+    z = pair_rows(e, x, n_tokens)
     if bias is not None:
         z = z + bias[None, :]
     if key is not None:
