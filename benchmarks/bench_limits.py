@@ -37,6 +37,7 @@ from benchmarks import bench_cpu_floor, bench_transformer
 from benchmarks.plain_adamw import adamw_scan
 from benchmarks.timing import best_seconds
 from grok import engine
+from grok.forward import MEMBER_BATCH_AXIS
 
 MATMUL_N = 2048
 MEMBERS = 16
@@ -121,7 +122,7 @@ def engine_program(cfg: grok.Config, steps: int, members: int):
         one = {k: jnp.asarray(v[0]) for k, v in dyn.items()}
         return jax.jit(train), (jax.jit(prog.init_state)(one), one)
     stacked = {k: jnp.asarray(v) for k, v in dyn.items()}
-    return jax.jit(jax.vmap(train)), (jax.jit(jax.vmap(prog.init_state))(stacked), stacked)
+    return jax.jit(jax.vmap(train, axis_name=MEMBER_BATCH_AXIS)), (jax.jit(jax.vmap(prog.init_state))(stacked), stacked)
 
 
 def engine_run_seconds(cfg: grok.Config, repeats: int) -> float:

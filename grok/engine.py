@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 import tasks
 from grok import losses
 from grok.config import Config, field_names, split_dynamic
-from grok.forward import Forward, as_metric, loss_terms, metric_dtype, tree_norm
+from grok.forward import MEMBER_BATCH_AXIS, Forward, as_metric, loss_terms, metric_dtype, tree_norm
 from grok.lazy_import import nnx
 from grok.member import build_data, build_member_model, graphdef_of, registration_tokens
 from grok.optim import optimizer_from_config
@@ -333,7 +333,7 @@ def _programs(
     init_local = jax.vmap(functools.partial(_init_member, static_cfg, spec, fwd))
     one = functools.partial(_run_chunk, static_cfg, spec, fwd, n_slots)
     if block is None:
-        local = jax.vmap(one, in_axes=(0, 0, None))
+        local = jax.vmap(one, in_axes=(0, 0, None), axis_name=MEMBER_BATCH_AXIS)
     else:
 
         def local(state, dyn, plan):

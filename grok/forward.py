@@ -15,6 +15,8 @@ from grok import losses
 from grok.lazy_import import nnx
 from grok.registry import MODELS
 
+MEMBER_BATCH_AXIS = "member_batch"  # the engine's vmap over a group's members, named so a layer can read its size
+
 Array = jax.Array
 
 

@@ -583,3 +583,64 @@ def test_readout_padded_for_a_gpu_gives_the_same_logits_and_gradients(monkeypatc
     for g, w in zip(got, want, strict=True):
         assert g.shape == w.shape
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["quadratic", "relu"])
+def test_sorted_pair_gradient_is_bit_identical_to_the_plain_layer(name):
+    from grok.models._common import activation
+    from grok.models._mlp import _pair_activation_sorted
+
+    p, n, members = 7, 16, 3
+    e = jax.random.normal(jax.random.key(0), (members, 2 * p, n))
+    x = jax.random.randint(jax.random.key(1), (members, 40, 2), 0, p)
+    cot = jax.random.normal(jax.random.key(2), (members, 40, n))
+
+    def value_and_grad(layer):
+        def one(e, x, cot):
+            out, pullback = jax.vjp(lambda e: layer(e, x), e)
+            return out, pullback(cot)[0]
+
+        return jax.vmap(one)
+
+    def plain(e, x):
+        return activation(name, e[x[:, 0]] + e[p + x[:, 1]])
+
+    def sorted_(e, x):
+        return _pair_activation_sorted(e, x, p, name)
+
+    sorted_out, plain_out = jax.jit(value_and_grad(sorted_))(e, x, cot), jax.jit(value_and_grad(plain))(e, x, cot)
+    for got, want in zip(sorted_out, plain_out, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    jaxpr = str(jax.make_jaxpr(value_and_grad(sorted_))(e, x, cot))
+    assert jaxpr.count("scatter-add") == 2 and jaxpr.count("indices_are_sorted=True") == 2
+
+
+def test_sorted_pair_gradient_is_taken_on_a_gpu_for_large_groups_only(monkeypatch):
+    from grok.forward import MEMBER_BATCH_AXIS
+    from grok.models import _mlp
+
+    def taken(members: int) -> bool:  # [D] paper-size members (5 645 examples × width 500) in one program
+        flag = jax.vmap(lambda _: jnp.asarray(_mlp.pair_gradient_sorted(5645, 500)), axis_name=MEMBER_BATCH_AXIS)
+        return bool(flag(jnp.zeros(members))[0])
+
+    assert not taken(289)  # a CPU: never
+    monkeypatch.setattr(_mlp, "on_gpu", lambda: True)
+    assert taken(289) and not taken(16)
+    assert not _mlp.pair_gradient_sorted(5645, 500)  # a lone run (no named member axis)
+
+
+def test_engine_step_with_the_sorted_pair_gradient_is_bit_identical(monkeypatch):
+    import grok
+    from benchmarks.bench_limits import engine_program
+    from grok.models import _mlp
+
+    cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
+    fn, args = engine_program(cfg, steps=5, members=3)
+    want = jax.tree.leaves(fn(*args))
+    monkeypatch.setattr(_mlp, "on_gpu", lambda: True)  # the GPU's forms of the token layer, on this CPU
+    monkeypatch.setattr(_mlp, "SORTED_GRADIENT_MIN_ELEMENTS", 1)
+    jax.clear_caches()
+    fn, args = engine_program(cfg, steps=5, members=3)
+    assert "indices_are_sorted=True" in str(jax.make_jaxpr(fn)(*args))
+    for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(w))
