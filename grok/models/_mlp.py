@@ -152,7 +152,8 @@ def pair_gather_stacked() -> bool:
     On an H200 one [D] group of 289 paper-size members took 10.26 ms per step with one gather
     against 11.10 ms with two (`benchmarks/profile_step.py`, docs/architecture.md): the gradient
     is then one scatter-add of both rows (2.62 ms) instead of two (1.67 ms each). On a CPU the two
-    gathers are ~2% faster. The values are bit for bit the same either way.
+    gathers are ~2% faster. The layer's values are bit for bit the same either way (the program
+    around it may be fused differently, docs/architecture.md).
     """
     return on_gpu()
 
