@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
@@ -131,9 +132,26 @@ class MLP(nnx.Module):
             h = self.bn[0](h, use_running_average=not train)
         return h
 
+    def _fused_token_readout(self, train: bool) -> bool:
+        """Whether the fused GPU kernels (`token_readout`) compute this model: asked for, and a
+        one-hidden-layer token classifier without biases, BatchNorm or dropout."""
+        plain = not (len(self.hidden) or len(self.bn) or self.first.bias is not None or self.readout.bias is not None)
+        if not (self.n_tokens and self.n_classes and plain and not (train and self.use_dropout)):
+            return False
+        if not use_fused_token_kernel():
+            return False
+        from grok.models._token_kernel import token_readout_fusable  # Pallas loads only when asked for
+
+        return token_readout_fusable(activation_name=self.activation, dtype=self.first.kernel.dtype)
+
     def __call__(self, x: Array, *, train: bool) -> Array:
         """Logits [n, C] (classification) or outputs [n] (regression, C = 0), [n, n_outputs] when
         a regression task has several outputs (the linear teacher)."""
+        if self._fused_token_readout(train):
+            from grok.models._token_kernel import token_readout
+
+            e, w = self.first.kernel[...], self.readout.kernel[...]
+            return token_readout(e, w, x, self.n_tokens, self.activation, not on_gpu())
         h = self._first_hidden(x, train)
         for i, layer in enumerate(self.hidden):
             h = self._hidden(layer(h), i + 1, train)
@@ -144,6 +162,15 @@ class MLP(nnx.Module):
 def on_gpu() -> bool:
     """Whether programs are being built for a GPU (where the token layer's GPU forms below apply)."""
     return jax.default_backend() == "gpu"
+
+
+FUSED_TOKEN_KERNEL_ENV = "GROK_FUSED_TOKEN_KERNEL"
+
+
+def use_fused_token_kernel() -> bool:
+    """Whether a plain one-hidden-layer token classifier takes the fused kernels (`token_readout`):
+    on a GPU, when `GROK_FUSED_TOKEN_KERNEL=1` asks for them. Experimental: not yet timed on a GPU."""
+    return on_gpu() and os.environ.get(FUSED_TOKEN_KERNEL_ENV, "") == "1"
 
 
 def pair_gather_stacked() -> bool:

@@ -1,0 +1,233 @@
+"""A fused token-pair layer and readout for GPUs: φ(E[a] + E[p + b]) Wᵀ without the hidden tensor.
+
+A one-hidden-layer token model ([D]'s quadratic MLP) spends most of a GPU step moving its hidden
+tensor, [n, N] per member, through memory: XLA writes it out in the forward pass and reads it in
+each of the three matrix products and the token rows' scatter-add (docs/architecture.md). The
+three Pallas (Triton) kernels here never write it. Each recomputes a tile of z = E[a] + E[p + b]
+from E's rows (a few kilobytes per member, held in cache) where it is needed:
+
+- `_logits_kernel`: logits [n, C] = φ(z) Wᵀ, one program per tile of examples;
+- `_readout_gradient_kernel`: ∂W [C, N] = gᵀ φ(z), one program per tile of hidden units, summing
+  over the examples in order (no atomics);
+- `_token_gradient_kernel`: ∂E [2p, N], one program per row of E, summing φ'(z) ⊙ (g W) over
+  the examples that use that row (`_examples_by_row`: one stable sort per step), one tile of
+  hidden units after another; for a modular task a row's examples (at most p) fit one tile, so
+  their rows of g are read from memory once. No atomics, so a run repeats bit for bit; the price
+  is that g W is computed twice, once for each row an example uses.
+
+Matrix products run at the precision JAX's default gives float32 on the GPU (TF32 on recent ones),
+as XLA's do. `interpret=True` runs the kernels as ordinary JAX (any backend): the tests check
+the values and gradients on a CPU that way, and lower the kernels for CUDA without a GPU.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as pltr
+
+from grok.models._common import Array, activation
+
+FUSED_ACTIVATIONS = ("quadratic", "relu", "linear")
+EXAMPLE_TILE = 64  # examples per program (the rows of each matrix-product tile)
+UNIT_TILE = 64  # hidden units per tile
+MAX_ROW_TILE = 128  # examples of one row of E per step of the embedding-gradient kernel
+
+
+def token_readout_fusable(*, activation_name: str, dtype: jnp.dtype) -> bool:
+    """Whether `token_readout` computes this layer: float32 and an activation its kernels know."""
+    return activation_name in FUSED_ACTIVATIONS and jnp.dtype(dtype) == jnp.float32
+
+
+def _class_tile(n_classes: int) -> int:
+    return max(16, pl.next_power_of_2(n_classes))  # a Triton dot needs every side ≥ 16
+
+
+def _rows_and_tokens(a_ref, b_ref, start, n: int):
+    rows = start + jnp.arange(EXAMPLE_TILE)
+    in_rows = rows < n
+    a = pltr.load(a_ref.at[pl.ds(start, EXAMPLE_TILE)], mask=in_rows, other=0)
+    b = pltr.load(b_ref.at[pl.ds(start, EXAMPLE_TILE)], mask=in_rows, other=0)
+    return rows, in_rows, a, b
+
+
+def _pre_activation(e_ref, a, b, in_rows, units, in_units):
+    mask = in_rows[:, None] & in_units[None, :]
+    za = pltr.load(e_ref.at[a[:, None], units[None, :]], mask=mask, other=0.0)
+    zb = pltr.load(e_ref.at[b[:, None], units[None, :]], mask=mask, other=0.0)
+    return za + zb
+
+
+def _readout_tile(w_ref, units, in_units, classes, in_classes):
+    """Wᵀ's tile [units, classes] read from W [C, N]."""
+    mask = in_units[:, None] & in_classes[None, :]
+    return pltr.load(w_ref.at[classes[None, :], units[:, None]], mask=mask, other=0.0)
+
+
+def _logits_kernel(a_ref, b_ref, e_ref, w_ref, out_ref, *, n: int, width: int, n_classes: int, name: str):
+    start = pl.program_id(0) * EXAMPLE_TILE
+    rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, start, n)
+    classes = jnp.arange(_class_tile(n_classes))
+    in_classes = classes < n_classes
+
+    def add_units(k, acc):
+        units = k * UNIT_TILE + jnp.arange(UNIT_TILE)
+        in_units = units < width
+        h = activation(name, _pre_activation(e_ref, a, b, in_rows, units, in_units))
+        return acc + pltr.dot(h, _readout_tile(w_ref, units, in_units, classes, in_classes))
+
+    acc = jax.lax.fori_loop(
+        0, pl.cdiv(width, UNIT_TILE), add_units, jnp.zeros((EXAMPLE_TILE, classes.shape[0]), jnp.float32)
+    )
+    pltr.store(out_ref.at[rows[:, None], classes[None, :]], acc, mask=in_rows[:, None] & in_classes[None, :])
+
+
+def _readout_gradient_kernel(a_ref, b_ref, e_ref, g_ref, out_ref, *, n: int, width: int, n_classes: int, name: str):
+    units = pl.program_id(0) * UNIT_TILE + jnp.arange(UNIT_TILE)
+    in_units = units < width
+    classes = jnp.arange(_class_tile(n_classes))
+    in_classes = classes < n_classes
+
+    def add_examples(i, acc):
+        rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, i * EXAMPLE_TILE, n)
+        h = activation(name, _pre_activation(e_ref, a, b, in_rows, units, in_units))
+        g = pltr.load(g_ref.at[rows[:, None], classes[None, :]], mask=in_rows[:, None] & in_classes[None, :], other=0.0)
+        return acc + pltr.dot(h, g, trans_a=True)
+
+    acc = jax.lax.fori_loop(
+        0, pl.cdiv(n, EXAMPLE_TILE), add_examples, jnp.zeros((UNIT_TILE, classes.shape[0]), jnp.float32)
+    )
+    pltr.store(out_ref.at[classes[None, :], units[:, None]], acc, mask=in_units[:, None] & in_classes[None, :])
+
+
+def _token_gradient_kernel(
+    examples_ref,
+    starts_ref,
+    a_ref,
+    b_ref,
+    e_ref,
+    w_ref,
+    g_ref,
+    out_ref,
+    *,
+    n: int,
+    width: int,
+    n_classes: int,
+    name: str,
+    row_tile: int,
+):
+    row = pl.program_id(0)
+    classes = jnp.arange(_class_tile(n_classes))
+    in_classes = classes < n_classes
+    start, stop = starts_ref[row], starts_ref[row + 1]
+    chunks = (stop - start + row_tile - 1) // row_tile
+
+    def unit_tile(k, carry):
+        units = k * UNIT_TILE + jnp.arange(UNIT_TILE)
+        in_units = units < width
+        w = _readout_tile(w_ref, units, in_units, classes, in_classes)
+
+        def add_examples(j, acc):
+            at = start + j * row_tile + jnp.arange(row_tile)
+            in_row = at < stop
+            example = pltr.load(examples_ref.at[at], mask=in_row, other=0)
+            a = pltr.load(a_ref.at[example], mask=in_row, other=0)
+            b = pltr.load(b_ref.at[example], mask=in_row, other=0)
+            g_mask = in_row[:, None] & in_classes[None, :]
+            g = pltr.load(g_ref.at[example[:, None], classes[None, :]], mask=g_mask, other=0.0)
+            z = _pre_activation(e_ref, a, b, in_row, units, in_units)
+            dz = jax.vjp(partial(activation, name), z)[1](pltr.dot(g, w, trans_b=True))[0]
+            return acc + jnp.sum(dz, axis=0)
+
+        acc = jax.lax.fori_loop(0, chunks, add_examples, jnp.zeros((UNIT_TILE,), jnp.float32))
+        pltr.store(out_ref.at[row, units], acc, mask=in_units)
+        return carry
+
+    jax.lax.fori_loop(0, pl.cdiv(width, UNIT_TILE), unit_tile, 0)
+
+
+def _examples_by_row(a: Array, b: Array, n_rows: int) -> tuple[Array, Array]:
+    """The examples that use each row of E, grouped by row: (examples [2n], starts [n_rows + 1]).
+
+    Row r's examples are examples[starts[r]:starts[r + 1]] (an example appears once under its a
+    and once under its p + b), in their original order.
+    """
+    rows = jnp.concatenate([a, b])
+    order = jnp.argsort(rows, stable=True)
+    examples = (order % a.shape[0]).astype(jnp.int32)
+    starts = jnp.searchsorted(rows[order], jnp.arange(n_rows + 1, dtype=rows.dtype)).astype(jnp.int32)
+    return examples, starts
+
+
+def _call(kernel, out_shape, grid, *args, interpret: bool, num_warps: int = 4, **static):
+    return pl.pallas_call(
+        partial(kernel, **static),
+        out_shape=out_shape,
+        grid=grid,
+        compiler_params=pltr.CompilerParams(num_warps=num_warps, num_stages=2),
+        interpret=interpret,
+    )(*args)
+
+
+def _token_indices(x: Array, n_tokens: int) -> tuple[Array, Array]:
+    return x[:, 0].astype(jnp.int32), (n_tokens + x[:, 1]).astype(jnp.int32)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def token_readout(e: Array, w: Array, x: Array, n_tokens: int, name: str, interpret: bool = False) -> Array:
+    """Logits φ(E[a] + E[p + b]) Wᵀ for token pairs x [n, 2], E [2p, N], W [C, N]: [n, C].
+
+    The same function as the token layer followed by a bias-free readout, computed by fused
+    kernels that never write the [n, N] hidden tensor (module docstring). float32 only.
+    """
+    a, b = _token_indices(x, n_tokens)
+    n, (width, n_classes) = x.shape[0], (e.shape[1], w.shape[0])
+    static = dict(n=n, width=width, n_classes=n_classes, name=name)
+    out = jax.ShapeDtypeStruct((n, n_classes), e.dtype)
+    return _call(_logits_kernel, out, (pl.cdiv(n, EXAMPLE_TILE),), a, b, e, w, interpret=interpret, **static)
+
+
+def _token_readout_fwd(e, w, x, n_tokens, name, interpret):
+    return token_readout(e, w, x, n_tokens, name, interpret), (e, w, x)
+
+
+def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
+    e, w, x = residuals
+    a, b = _token_indices(x, n_tokens)
+    n, (width, n_classes) = x.shape[0], (e.shape[1], w.shape[0])
+    static = dict(n=n, width=width, n_classes=n_classes, name=name, interpret=interpret)
+    g = g.astype(e.dtype)
+    dw = _call(
+        _readout_gradient_kernel,
+        jax.ShapeDtypeStruct(w.shape, w.dtype),
+        (pl.cdiv(width, UNIT_TILE),),
+        a,
+        b,
+        e,
+        g,
+        **static,
+    )
+    examples, starts = _examples_by_row(a, b, e.shape[0])
+    row_tile = min(MAX_ROW_TILE, max(16, pl.next_power_of_2(min(n, n_tokens))))  # a row has ≤ p distinct pairs
+    de = _call(
+        _token_gradient_kernel,
+        jax.ShapeDtypeStruct(e.shape, e.dtype),
+        (e.shape[0],),
+        examples,
+        starts,
+        a,
+        b,
+        e,
+        w,
+        g,
+        row_tile=row_tile,
+        num_warps=8 if row_tile > EXAMPLE_TILE else 4,
+        **static,
+    )
+    return de, dw, None
+
+
+token_readout.defvjp(_token_readout_fwd, _token_readout_bwd)

@@ -1,0 +1,120 @@
+"""The fused GPU kernels of a token layer and readout (`grok/models/_token_kernel.py`).
+
+On a CPU the kernels run in Pallas's interpret mode, so these tests check their values and
+gradients against the plain layer, and lower them for CUDA (Triton) without a GPU: shapes,
+masks and indexing that Triton rejects fail here, not on the first GPU that runs them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from grok.models._common import activation
+from grok.models._token_kernel import EXAMPLE_TILE, UNIT_TILE, token_readout
+
+P, WIDTH, MEMBERS = 13, UNIT_TILE + 36, 3  # width and example count not multiples of the tiles
+
+
+def _pairs(n: int, seed: int = 0) -> np.ndarray:
+    """n token pairs in random order; past P² the pairs repeat (a row of E then has more examples
+    than the embedding-gradient kernel takes at once)."""
+    grid = np.array([(a, b) for a in range(P) for b in range(P)], np.int32)
+    return np.concatenate([grid, grid, grid])[np.random.default_rng(seed).permutation(3 * P * P)[:n]]
+
+
+def _plain(e, w, x, name):
+    return activation(name, e[x[:, 0]] + e[P + x[:, 1]]) @ w.T
+
+
+def _members(seed: int = 1):
+    rng = np.random.default_rng(seed)
+    e = jnp.asarray(rng.normal(size=(MEMBERS, 2 * P, WIDTH)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(MEMBERS, P, WIDTH)) / np.sqrt(WIDTH), jnp.float32)
+    return e, w
+
+
+def _value_and_grads(f, e, w, cotangent):
+    """Vmapped over members: f's value and the gradient of ⟨f, cotangent⟩ in (E, W)."""
+
+    def one(e, w, c):
+        value, pullback = jax.vjp(f, e, w)
+        return value, pullback(c)
+
+    return jax.jit(jax.vmap(one))(e, w, cotangent)
+
+
+@pytest.mark.parametrize("name", ["quadratic", "relu", "linear"])
+@pytest.mark.parametrize("n", [EXAMPLE_TILE + 86, 40, 2 * P * P])
+def test_fused_values_and_gradients_match_the_plain_layer(name, n):
+    x = jnp.asarray(_pairs(n))
+    e, w = _members()
+    cotangent = jnp.asarray(np.random.default_rng(2).normal(size=(MEMBERS, n, P)), jnp.float32)
+    got = _value_and_grads(lambda e, w: token_readout(e, w, x, P, name, True), e, w, cotangent)
+    want = _value_and_grads(lambda e, w: _plain(e, w, x, name), e, w, cotangent)
+    for g, v in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        scale = float(jnp.max(jnp.abs(v)))
+        np.testing.assert_allclose(np.asarray(g), np.asarray(v), rtol=0, atol=2e-6 * scale)
+
+
+def test_rows_no_example_uses_get_exactly_zero_gradient():
+    x = _pairs(P * P)
+    x = jnp.asarray(x[(x[:, 0] != 3) & (x[:, 1] != 5)])  # token a = 3 and token b = 5 never appear
+    e, w = _members()
+    cotangent = jnp.ones((MEMBERS, x.shape[0], P), jnp.float32)
+    _, (de, dw) = _value_and_grads(lambda e, w: token_readout(e, w, x, P, "quadratic", True), e, w, cotangent)
+    assert np.all(np.asarray(de[:, 3]) == 0) and np.all(np.asarray(de[:, P + 5]) == 0)
+    assert np.all(np.abs(np.asarray(de[:, 4])) > 0) and np.all(np.isfinite(np.asarray(dw)))
+
+
+def test_kernels_lower_for_cuda_on_a_machine_without_a_gpu():
+    x = jnp.asarray(_pairs(EXAMPLE_TILE + 86))
+    e, w = _members()
+    cotangent = jnp.ones((MEMBERS, x.shape[0], P), jnp.float32)
+    triton = "__gpu$xla.gpu.triton"
+
+    def value_and_grads(e, w, c):
+        value, pullback = jax.vjp(lambda e, w: token_readout(e, w, x, P, "quadratic"), e, w)
+        return value, pullback(c)
+
+    exported = jax.export.export(
+        jax.jit(jax.vmap(value_and_grads)),
+        platforms=["cuda"],
+        disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(triton)],
+    )(e, w, cotangent)
+    assert exported.mlir_module().count(f"custom_call @{triton}") == 3  # logits, ∂W, ∂E
+
+
+def test_model_takes_the_fused_kernels_only_when_asked_on_a_gpu(monkeypatch):
+    from flax import nnx
+
+    from grok.models import QuadraticMLP, _mlp
+
+    model = QuadraticMLP(p=P, width=WIDTH, use_dropout=False, rngs=nnx.Rngs(0))
+    assert not model._fused_token_readout(train=True)  # a CPU, nothing asked
+    monkeypatch.setattr(_mlp, "on_gpu", lambda: True)
+    assert not model._fused_token_readout(train=True)  # a GPU, nothing asked
+    monkeypatch.setenv(_mlp.FUSED_TOKEN_KERNEL_ENV, "1")
+    assert model._fused_token_readout(train=True)
+    with_dropout = QuadraticMLP(p=P, width=WIDTH, dropout=0.1, rngs=nnx.Rngs(0))
+    assert with_dropout._fused_token_readout(train=False) and not with_dropout._fused_token_readout(train=True)
+    half = QuadraticMLP(p=P, width=WIDTH, use_dropout=False, param_dtype=jnp.float16, rngs=nnx.Rngs(0))
+    assert not half._fused_token_readout(train=True)
+
+
+def test_engine_step_with_the_fused_kernels_trains_the_same_numbers(monkeypatch):
+    import grok
+    from benchmarks.bench_limits import engine_program
+    from grok.models import _mlp
+
+    cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
+    fn, args = engine_program(cfg, steps=5, members=3)
+    want = jax.tree.leaves(fn(*args))
+    monkeypatch.setattr(_mlp, "use_fused_token_kernel", lambda: True)  # interpreted on this CPU
+    jax.clear_caches()
+    fn, args = engine_program(cfg, steps=5, members=3)
+    assert "pallas_call" in str(jax.make_jaxpr(fn)(*args))
+    for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-5, atol=1e-6)
