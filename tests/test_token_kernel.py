@@ -118,3 +118,22 @@ def test_engine_step_with_the_fused_kernels_trains_the_same_numbers(monkeypatch)
     assert "pallas_call" in str(jax.make_jaxpr(fn)(*args))
     for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_group_with_the_fused_kernels_trains_the_same_numbers(monkeypatch):
+    """`grok.train_members` over the test's host devices (`shard_map`), members vmapped at once as on a GPU."""
+    import grok
+    from grok.models import _mlp
+
+    cfg = grok.preset("doshi-coexistence").override(
+        **{"task.p": 11, "model.widths": [16], "train.steps": 20, "train.log_every": 10}
+    )
+    members = [{"seed": s} for s in range(4)]
+    monkeypatch.setenv("GROK_MEMBER_BLOCK", "0")
+    want = grok.train_members(cfg, members, progress=False).history
+    monkeypatch.setattr(_mlp, "use_fused_token_kernel", lambda: True)  # interpreted on this CPU
+    jax.clear_caches()
+    got = grok.train_members(cfg, members, progress=False).history
+    assert len(jax.devices()) > 1
+    for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+        np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-6, err_msg=key)
