@@ -137,3 +137,26 @@ def test_sharded_group_with_the_fused_kernels_trains_the_same_numbers(monkeypatc
     assert len(jax.devices()) > 1
     for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
         np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_expected_padding_matches_sampled_train_sets():
+    """The row-tile rule's expectation (Binomial counts) against rows counted in random train sets."""
+    from grok.models._token_kernel import _expected_padded_examples
+
+    p, n = 31, int(0.45 * 31 * 31)
+    rng = np.random.default_rng(0)
+    for tile in (8, 16, 32):
+        padded = []
+        for _ in range(200):
+            pairs = rng.permutation(p * p)[:n]
+            counts = np.bincount(np.concatenate([pairs // p, p + pairs % p]), minlength=2 * p)
+            padded.append(np.mean(tile * -(-counts // tile)))
+        assert _expected_padded_examples(n, p, tile) == pytest.approx(np.mean(padded), rel=0.02)
+
+
+def test_row_tile_fits_the_rows_expected_counts():
+    from grok.models._token_kernel import row_tile_for
+
+    assert row_tile_for(int(0.6 * 97 * 97), 97) == 64  # [D]'s largest group: 58 pairs a row
+    assert row_tile_for(int(0.95 * 113 * 113), 113) == 128  # 107 a row: one step of 128
+    assert row_tile_for(40, 13) == 16  # never more than a row can fill

@@ -11,9 +11,9 @@ from E's rows (a few kilobytes per member, held in cache) where it is needed:
   over the examples in order (no atomics);
 - `_token_gradient_kernel`: ∂E [2p, N], one program per row of E, summing φ'(z) ⊙ (g W) over
   the examples that use that row (`_examples_by_row`: one stable sort per step), one tile of
-  hidden units after another; for a modular task a row's examples (at most p) fit one tile, so
-  their rows of g are read from memory once. No atomics, so a run repeats bit for bit; the price
-  is that g W is computed twice, once for each row an example uses.
+  hidden units after another, `row_tile_for` examples at a time (sized to the rows' expected
+  counts, so that little of each product is padding). No atomics, so a run repeats bit for bit;
+  the price is that g W is computed twice, once for each row an example uses.
 
 Matrix products run at the precision JAX's default gives float32 on the GPU (TF32 on recent ones),
 as XLA's do. `interpret=True` runs the kernels as ordinary JAX (any backend): the tests check
@@ -22,6 +22,7 @@ the values and gradients on a CPU that way, and lower the kernels for CUDA witho
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import jax
@@ -34,7 +35,7 @@ from grok.models._common import Array, activation
 FUSED_ACTIVATIONS = ("quadratic", "relu", "linear")
 EXAMPLE_TILE = 64  # examples per program (the rows of each matrix-product tile)
 UNIT_TILE = 64  # hidden units per tile
-MAX_ROW_TILE = 128  # examples of one row of E per step of the embedding-gradient kernel
+ROW_TILES = (64, 128)  # examples of one row of E per step of the embedding-gradient kernel
 
 
 def token_readout_fusable(*, activation_name: str, dtype: jnp.dtype) -> bool:
@@ -149,6 +150,35 @@ def _token_gradient_kernel(
     jax.lax.fori_loop(0, pl.cdiv(width, UNIT_TILE), unit_tile, 0)
 
 
+def _expected_padded_examples(n: int, n_tokens: int, tile: int) -> float:
+    """Examples the embedding-gradient kernel works through per row of E, padding included.
+
+    A row's count k is taken as Binomial(p, n / p²) (the pairs of one first token, say, in a
+    random train set of n of the p² pairs), and the kernel steps through it `tile` at a time.
+    """
+    q = min(n / n_tokens**2, 1.0)
+    if q >= 1.0:
+        return float(tile * -(-n // n_tokens // tile))
+    log_q, log_not_q = math.log(q), math.log1p(-q)
+    total = 0.0
+    for k in range(1, n_tokens + 1):
+        log_choose = math.lgamma(n_tokens + 1) - math.lgamma(k + 1) - math.lgamma(n_tokens - k + 1)
+        total += math.exp(log_choose + k * log_q + (n_tokens - k) * log_not_q) * tile * -(-k // tile)
+    return total
+
+
+def row_tile_for(n: int, n_tokens: int) -> int:
+    """Examples per step of the embedding-gradient kernel for n train pairs of p tokens.
+
+    Of `ROW_TILES` (sizes a Hopper tensor-core product takes whole), the one with the least
+    expected padding, the larger on a tie; never larger than a row can fill (at most p pairs).
+    At [D]'s 60% of p = 97 (58 pairs a row on average) that is 64, where 128 would do twice the work.
+    """
+    fill = max(16, pl.next_power_of_2(min(n, n_tokens)))
+    tiles = sorted({min(tile, fill) for tile in ROW_TILES}, reverse=True)
+    return min(tiles, key=lambda tile: _expected_padded_examples(n, n_tokens, tile))
+
+
 def _examples_by_row(a: Array, b: Array, n_rows: int) -> tuple[Array, Array]:
     """The examples that use each row of E, grouped by row: (examples [2n], starts [n_rows + 1]).
 
@@ -211,7 +241,7 @@ def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
         **static,
     )
     examples, starts = _examples_by_row(a, b, e.shape[0])
-    row_tile = min(MAX_ROW_TILE, max(16, pl.next_power_of_2(min(n, n_tokens))))  # a row has ≤ p distinct pairs
+    tile = row_tile_for(n, n_tokens)
     de = _call(
         _token_gradient_kernel,
         jax.ShapeDtypeStruct(e.shape, e.dtype),
@@ -223,8 +253,8 @@ def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
         e,
         w,
         g,
-        row_tile=row_tile,
-        num_warps=8 if row_tile > EXAMPLE_TILE else 4,
+        row_tile=tile,
+        num_warps=8 if tile > EXAMPLE_TILE else 4,
         **static,
     )
     return de, dw, None
