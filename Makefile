@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 JOBS   ?= 2
 
-.PHONY: setup demo test test-fast lint format bench bench-gpu notebooks clean
+.PHONY: setup demo test test-fast lint format bench bench-gpu gpu-aot notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,10 +40,18 @@ bench-gpu: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[cuda]"
 	benchmarks/gpu.sh
 
+# on any machine, no GPU needed: compile [D]'s step for an H200 and report its Triton kernels
+# (benchmarks/gpu_aot.py); JAX's CUDA wheels go into a venv of their own, never into .venv
+gpu-aot:
+	test -x .venv-cuda/bin/python || $(PYTHON) -m venv .venv-cuda
+	.venv-cuda/bin/python -m pip install --quiet --upgrade pip
+	.venv-cuda/bin/python -m pip install --quiet -e ".[cuda]"
+	.venv-cuda/bin/python -m benchmarks.gpu_aot
+
 # JupyterLab and ipywidgets (the `notebook` extra) go into the venv only here, never in setup or test
 notebooks: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,notebook]"
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache runs
+	rm -rf $(VENV) .venv-cuda .pytest_cache .ruff_cache runs

@@ -36,6 +36,7 @@ FUSED_ACTIVATIONS = ("quadratic", "relu", "linear")
 EXAMPLE_TILE = 64  # examples per program (the rows of each matrix-product tile)
 UNIT_TILE = 64  # hidden units per tile
 ROW_TILES = (64, 128)  # examples of one row of E per step of the embedding-gradient kernel
+NUM_WARPS = 4  # warps per program (twice this for a row tile over EXAMPLE_TILE)
 
 
 def token_readout_fusable(*, activation_name: str, dtype: jnp.dtype) -> bool:
@@ -192,12 +193,12 @@ def _examples_by_row(a: Array, b: Array, n_rows: int) -> tuple[Array, Array]:
     return examples, starts
 
 
-def _call(kernel, out_shape, grid, *args, interpret: bool, num_warps: int = 4, **static):
+def _call(kernel, out_shape, grid, *args, interpret: bool, num_warps: int | None = None, **static):
     return pl.pallas_call(
         partial(kernel, **static),
         out_shape=out_shape,
         grid=grid,
-        compiler_params=pltr.CompilerParams(num_warps=num_warps, num_stages=2),
+        compiler_params=pltr.CompilerParams(num_warps=num_warps or NUM_WARPS, num_stages=2),
         interpret=interpret,
     )(*args)
 
@@ -254,7 +255,7 @@ def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
         w,
         g,
         row_tile=tile,
-        num_warps=8 if tile > EXAMPLE_TILE else 4,
+        num_warps=2 * NUM_WARPS if tile > EXAMPLE_TILE else NUM_WARPS,
         **static,
     )
     return de, dw, None

@@ -1,0 +1,158 @@
+"""Compile for an H200 on a machine without a GPU: [D]'s largest group's step, plain and fused.
+
+`make gpu-aot` (or `python -m benchmarks.gpu_aot` in an environment with the `cuda` extra) builds
+the engine's step of the `bench_limits` setting "[D] paper" for `--members` members at 60%
+training, as XLA would for one H200 (`benchmarks/h200_target.txtpb`, JAX's deviceless
+compilation), once with the plain token layer and once with the fused token kernels
+(`grok/models/_token_kernel.py`), and prints:
+
+- whether each program compiled for the GPU (sm_90a), and in how long;
+- the largest intermediate of each program (the plain step writes the [members, n, N] hidden
+  tensor; the fused step must not: exit 1 if it does);
+- per Triton kernel of the fused step: registers per thread, bytes spilled (`ptxas -v` on the
+  PTX XLA wrote) and its Hopper tensor-core instructions (`wgmma.mma_async`).
+
+What it cannot say is the speed: that needs the GPU (`benchmarks/gpu.sh`). What it catches
+before a GPU is lent: kernels that Triton or XLA refuse for the GPU, register spills, and a
+hidden tensor that slipped back into the fused program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = Path(__file__).with_name("h200_target.txtpb")
+HIDDEN_SETTING = "[D] paper"
+TRAIN_FRACTION = 0.6
+_TENSOR = re.compile(r"= (f32|f64|bf16|s32|u32|pred)\[([0-9,]+)\]")
+_ENTRY = re.compile(r"\.entry\s+(\w+)")
+
+
+def largest_tensors(hlo_text: str, top: int = 3) -> list[tuple[int, str]]:
+    """The `top` largest arrays a compiled program's text defines: (elements, 'dtype[dims]')."""
+    sizes = {}
+    for match in _TENSOR.finditer(hlo_text):
+        dims = [int(d) for d in match.group(2).split(",")]
+        sizes[f"{match.group(1)}[{match.group(2)}]"] = math.prod(dims)
+    return sorted(((n, name) for name, n in sizes.items()), reverse=True)[:top]
+
+
+def ptxas_report(ptxas_output: str) -> dict[str, int]:
+    """Registers per thread and bytes spilled (stores + loads) from `ptxas -v`'s report of one kernel."""
+    registers = re.search(r"Used (\d+) registers", ptxas_output)
+    stores = re.search(r"(\d+) bytes spill stores", ptxas_output)
+    loads = re.search(r"(\d+) bytes spill loads", ptxas_output)
+    if registers is None:
+        raise ValueError(f"no register count in ptxas's output: {ptxas_output[:300]!r}")
+    return {
+        "registers": int(registers.group(1)),
+        "spill_bytes": int(stores.group(1) if stores else 0) + int(loads.group(1) if loads else 0),
+    }
+
+
+def _ptxas() -> str:
+    import nvidia.cuda_nvcc
+
+    return str(Path(list(nvidia.cuda_nvcc.__path__)[0]) / "bin" / "ptxas")
+
+
+def kernel_reports(dump_dir: Path) -> dict[str, dict[str, int]]:
+    """Per Triton kernel (`_..._kernel` entries) in XLA's PTX dump: ptxas's registers and spills
+    for sm_90a and its count of tensor-core instructions."""
+    reports = {}
+    for ptx in sorted(dump_dir.glob("*.ptx")):
+        text = ptx.read_text()
+        names = [n for n in _ENTRY.findall(text) if n.endswith("_kernel")]
+        if not names:
+            continue
+        done = subprocess.run(
+            [_ptxas(), "-arch=sm_90a", "-v", str(ptx), "-o", os.devnull], capture_output=True, text=True, check=True
+        )
+        report = ptxas_report(done.stderr + done.stdout)
+        report["wgmma"] = len(re.findall(r"wgmma\.mma_async", text))
+        reports[names[0]] = report
+    return reports
+
+
+def _h200_sharding():
+    import jax
+    from jax.experimental import topologies
+
+    topology = topologies.get_topology_desc(platform="cuda", target_config=TARGET.read_text(), topology="1x1x1")
+    mesh = topologies.make_mesh(topology, (1,), ("members",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def compile_step(fused: bool, members: int) -> tuple[str, float]:
+    """[D]'s step for `members` members built as for a GPU and compiled for the H200:
+    (the compiled program's text, seconds to lower and compile)."""
+    import jax
+
+    import grok.models._mlp as mlp
+    from benchmarks.profile_step import setting_program
+
+    os.environ[mlp.FUSED_TOKEN_KERNEL_ENV] = "1" if fused else "0"
+    gpu_forms, mlp.on_gpu = mlp.on_gpu, lambda: True  # the model's GPU forms, traced on this CPU
+    try:
+        jax.clear_caches()
+        overrides = {"task.train_fraction": TRAIN_FRACTION}
+        fn, args, _ = setting_program(HIDDEN_SETTING, steps=2, members=members, overrides=overrides)
+        sharding = _h200_sharding()
+        specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), args)
+        start = time.perf_counter()
+        text = fn.lower(*specs).compile().as_text()
+        return text, time.perf_counter() - start
+    finally:
+        mlp.on_gpu = gpu_forms
+
+
+def main(dump_dir: Path, argv: list[str] | None = None) -> int:
+    """Compile both steps; XLA writes its PTX to `dump_dir` (`--xla_dump_to`, set before JAX starts)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=289, help="members in the group (default 289, [D]'s largest)")
+    ns = parser.parse_args(argv)
+    if ns.members < 1:
+        raise SystemExit(f"--members: got {ns.members}; allowed: a whole number ≥ 1")
+    try:
+        import jax_plugins.xla_cuda12  # noqa: F401
+    except ImportError:
+        print("gpu_aot: needs JAX's CUDA plugin (the `cuda` extra; `make gpu-aot` installs it in .venv-cuda)")
+        return 2
+    import jax
+
+    from grok.models._token_kernel import row_tile_for
+
+    p, width = 97, 500
+    n = int(TRAIN_FRACTION * p * p)
+    hidden = ns.members * n * width
+    print(f"[D] step, {ns.members} members × {n} examples × {width} units, for an H200 (no GPU needed)")
+    print(f"jax {jax.__version__}; hidden tensor {hidden:,} elements; embedding-gradient row tile {row_tile_for(n, p)}")
+    failed = False
+    for fused in (False, True):
+        text, seconds = compile_step(fused, ns.members)
+        elements, largest = largest_tensors(text, top=1)[0]
+        label = "fused" if fused else "plain"
+        print(f"  {label}: compiled for sm_90a in {seconds:.1f} s; largest array {largest} ({elements:,})")
+        if fused and elements >= hidden:
+            print(f"  FAIL: the fused step holds an array as large as the hidden tensor: {largest}")
+            failed = True
+    for name, r in kernel_reports(dump_dir).items():  # only the fused step has Triton kernels
+        spilled = f"{r['spill_bytes']} bytes spilled"
+        print(f"    {name}: {r['registers']} registers, {spilled}, {r['wgmma']} wgmma instructions")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")  # no driver here: compile only
+    os.environ["GROK_CACHE_DIR"] = "off"  # executables for a GPU that this machine cannot load
+    with tempfile.TemporaryDirectory() as dump:
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={dump}".strip()
+        sys.exit(main(Path(dump)))

@@ -1,0 +1,33 @@
+"""The parsers of `benchmarks/gpu_aot.py` (the compile itself needs JAX's CUDA plugin: `make gpu-aot`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.gpu_aot import largest_tensors, ptxas_report
+
+HLO = """
+  %p = f32[289,5645,2]{2,1,0} parameter(0)
+  %g = f32[289,5645,1,500]{3,2,1,0} gather(%e, %p)
+  %l = pred[289,5645,97]{2,1,0} compare(%x, %y), direction=EQ
+  %s = f32[] constant(0)
+"""
+
+PTXAS = """ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function '_token_gradient_kernel' for 'sm_90a'
+ptxas info    : Function properties for _token_gradient_kernel
+    200 bytes stack frame, 200 bytes spill stores, 184 bytes spill loads
+ptxas info    : Used 255 registers, used 1 barriers, 200 bytes cumulative stack size
+"""
+
+
+def test_largest_tensors_ranks_arrays_by_elements():
+    hidden, logits = (289 * 5645 * 500, "f32[289,5645,1,500]"), (289 * 5645 * 97, "pred[289,5645,97]")
+    assert largest_tensors(HLO, top=2) == [hidden, logits]
+
+
+def test_ptxas_report_reads_registers_and_spills():
+    assert ptxas_report(PTXAS) == {"registers": 255, "spill_bytes": 384}
+    assert ptxas_report("ptxas info    : Used 100 registers, used 1 barriers") == {"registers": 100, "spill_bytes": 0}
+    with pytest.raises(ValueError, match="no register count"):
+        ptxas_report("ptxas fatal : unresolved symbol")
