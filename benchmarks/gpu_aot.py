@@ -58,6 +58,29 @@ def ptxas_report(ptxas_output: str) -> dict[str, int]:
     }
 
 
+def _bad_input(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+KERNEL_KNOBS = ("EXAMPLE_TILE", "UNIT_TILE", "NUM_WARPS", "ROW_TILES")
+
+
+def set_kernel_knobs(assignments: list[str]) -> None:
+    """Set `grok/models/_token_kernel.py`'s tiling constants from NAME=VALUE (ROW_TILES: 64,128)."""
+    import grok.models._token_kernel as kernel
+
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        numbers = [v for v in value.split(",") if v.strip()]
+        if name not in KERNEL_KNOBS or not numbers or not all(v.strip().isdigit() and int(v) > 0 for v in numbers):
+            allowed = f"NAME=VALUE, NAME one of {', '.join(KERNEL_KNOBS)}, VALUE whole numbers > 0"
+            _bad_input(f"--kernel: got {assignment!r}; allowed: {allowed}")
+        if name != "ROW_TILES" and len(numbers) > 1:
+            _bad_input(f"--kernel: got {assignment!r}; allowed: one whole number for {name}")
+        setattr(kernel, name, tuple(map(int, numbers)) if name == "ROW_TILES" else int(numbers[0]))
+
+
 def _ptxas() -> str:
     import nvidia.cuda_nvcc
 
@@ -118,9 +141,17 @@ def main(dump_dir: Path, argv: list[str] | None = None) -> int:
     """Compile both steps; XLA writes its PTX to `dump_dir` (`--xla_dump_to`, set before JAX starts)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=289, help="members in the group (default 289, [D]'s largest)")
+    parser.add_argument(
+        "--kernel",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a tiling constant of the fused kernels for this compile: {', '.join(KERNEL_KNOBS)}",
+    )
     ns = parser.parse_args(argv)
     if ns.members < 1:
-        raise SystemExit(f"--members: got {ns.members}; allowed: a whole number ≥ 1")
+        _bad_input(f"--members: got {ns.members}; allowed: a whole number ≥ 1")
+    set_kernel_knobs(ns.kernel)
     try:
         import jax_plugins.xla_cuda12  # noqa: F401
     except ImportError:

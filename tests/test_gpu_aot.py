@@ -31,3 +31,17 @@ def test_ptxas_report_reads_registers_and_spills():
     assert ptxas_report("ptxas info    : Used 100 registers, used 1 barriers") == {"registers": 100, "spill_bytes": 0}
     with pytest.raises(ValueError, match="no register count"):
         ptxas_report("ptxas fatal : unresolved symbol")
+
+
+def test_kernel_knobs_set_the_tiling_constants_and_refuse_bad_input(monkeypatch, capsys):
+    import grok.models._token_kernel as kernel
+    from benchmarks.gpu_aot import set_kernel_knobs
+
+    for name in ("EXAMPLE_TILE", "NUM_WARPS", "ROW_TILES"):
+        monkeypatch.setattr(kernel, name, getattr(kernel, name))
+    set_kernel_knobs(["EXAMPLE_TILE=128", "NUM_WARPS=8", "ROW_TILES=32,64"])
+    assert (kernel.EXAMPLE_TILE, kernel.NUM_WARPS, kernel.ROW_TILES) == (128, 8, (32, 64))
+    for bad in ("TILE=4", "NUM_WARPS=0", "UNIT_TILE=32,64", "ROW_TILES="):
+        with pytest.raises(SystemExit) as exit_:
+            set_kernel_knobs([bad])
+        assert exit_.value.code == 2 and repr(bad) in capsys.readouterr().err

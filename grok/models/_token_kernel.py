@@ -131,6 +131,7 @@ def _token_gradient_kernel(
         units = k * UNIT_TILE + jnp.arange(UNIT_TILE)
         in_units = units < width
         w = _readout_tile(w_ref, units, in_units, classes, in_classes)
+        own = pltr.load(e_ref.at[row, units], mask=in_units, other=0.0)  # this row's part of every z
 
         def add_examples(j, acc):
             at = start + j * row_tile + jnp.arange(row_tile)
@@ -138,9 +139,11 @@ def _token_gradient_kernel(
             example = pltr.load(examples_ref.at[at], mask=in_row, other=0)
             a = pltr.load(a_ref.at[example], mask=in_row, other=0)
             b = pltr.load(b_ref.at[example], mask=in_row, other=0)
+            other = jnp.where(in_row, a + b - row, 0)  # the example's other row: one of a, b is this one
             g_mask = in_row[:, None] & in_classes[None, :]
             g = pltr.load(g_ref.at[example[:, None], classes[None, :]], mask=g_mask, other=0.0)
-            z = _pre_activation(e_ref, a, b, in_row, units, in_units)
+            z_mask = in_row[:, None] & in_units[None, :]
+            z = own[None, :] + pltr.load(e_ref.at[other[:, None], units[None, :]], mask=z_mask, other=0.0)
             dz = jax.vjp(partial(activation, name), z)[1](pltr.dot(g, w, trans_b=True))[0]
             return acc + jnp.sum(dz, axis=0)
 
