@@ -63,22 +63,48 @@ def _bad_input(message: str) -> None:
     raise SystemExit(2)
 
 
-KERNEL_KNOBS = ("EXAMPLE_TILE", "UNIT_TILE", "NUM_WARPS", "ROW_TILES")
+def set_tiling(assignments: list[str]) -> None:
+    """Replace fields of the fused kernels' `TILING` from NAME=VALUE (token_row_tiles: 64,128)."""
+    import dataclasses
 
-
-def set_kernel_knobs(assignments: list[str]) -> None:
-    """Set `grok/models/_token_kernel.py`'s tiling constants from NAME=VALUE (ROW_TILES: 64,128)."""
     import grok.models._token_kernel as kernel
 
+    fields = [f.name for f in dataclasses.fields(kernel.Tiling)]
+    changes = {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        numbers = [v for v in value.split(",") if v.strip()]
-        if name not in KERNEL_KNOBS or not numbers or not all(v.strip().isdigit() and int(v) > 0 for v in numbers):
-            allowed = f"NAME=VALUE, NAME one of {', '.join(KERNEL_KNOBS)}, VALUE whole numbers > 0"
+        numbers = [v.strip() for v in value.split(",")]
+        if name not in fields or not all(v.isdigit() and int(v) > 0 for v in numbers):
+            allowed = f"NAME=VALUE, NAME one of {', '.join(fields)}, VALUE whole numbers > 0"
             _bad_input(f"--kernel: got {assignment!r}; allowed: {allowed}")
-        if name != "ROW_TILES" and len(numbers) > 1:
+        if name != "token_row_tiles" and len(numbers) > 1:
             _bad_input(f"--kernel: got {assignment!r}; allowed: one whole number for {name}")
-        setattr(kernel, name, tuple(map(int, numbers)) if name == "ROW_TILES" else int(numbers[0]))
+        changes[name] = tuple(map(int, numbers)) if name == "token_row_tiles" else int(numbers[0])
+    kernel.TILING = dataclasses.replace(kernel.TILING, **changes)
+
+
+def modelled_reads(n: int, p: int, width: int, n_classes: int, tiling) -> dict[str, float]:
+    """Bytes each fused kernel reads per member and step under a simple cache model, loop by loop.
+
+    The model: every gathered row segment of E and every tile of W or g a program loads comes
+    from L2, except the g rows of the embedding-gradient kernel's current row chunk, which it
+    re-reads once per unit tile and which stay in L1 (a few tens of kilobytes). Index loads and
+    stores are left out (both are small). A GPU run is the check on the model.
+    """
+    from grok.models._token_kernel import _class_tile, _expected_padded_examples, row_tile_for
+
+    f32, classes = 4, _class_tile(n_classes)
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    t = tiling
+    steps = cdiv(width, t.logits_units)
+    logits = cdiv(n, t.logits_examples) * steps * (2 * t.logits_examples + classes) * t.logits_units * f32
+    steps = cdiv(n, t.readout_examples)
+    readout = cdiv(width, t.readout_units) * steps * t.readout_examples * (2 * t.readout_units + classes) * f32
+    tile = row_tile_for(n, p, t.token_row_tiles)
+    slots = 2 * p * _expected_padded_examples(n, p, tile)  # example slots over all rows, padding included
+    w_tiles = cdiv(2 * p, t.token_rows) * cdiv(width, t.token_units) * classes * t.token_units * f32
+    token = w_tiles + slots * (cdiv(width, t.token_units) * t.token_units + classes) * f32
+    return {"logits": logits, "readout_gradient": readout, "token_gradient": token}
 
 
 def _ptxas() -> str:
@@ -146,12 +172,12 @@ def main(dump_dir: Path, argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help=f"a tiling constant of the fused kernels for this compile: {', '.join(KERNEL_KNOBS)}",
+        help="a field of the fused kernels' Tiling for this compile (grok/models/_token_kernel.py)",
     )
     ns = parser.parse_args(argv)
     if ns.members < 1:
         _bad_input(f"--members: got {ns.members}; allowed: a whole number ≥ 1")
-    set_kernel_knobs(ns.kernel)
+    set_tiling(ns.kernel)
     try:
         import jax_plugins.xla_cuda12  # noqa: F401
     except ImportError:
@@ -159,13 +185,18 @@ def main(dump_dir: Path, argv: list[str] | None = None) -> int:
         return 2
     import jax
 
-    from grok.models._token_kernel import row_tile_for
+    import grok.models._token_kernel as kernel
 
     p, width = 97, 500
     n = int(TRAIN_FRACTION * p * p)
     hidden = ns.members * n * width
+    tile = kernel.row_tile_for(n, p, kernel.TILING.token_row_tiles)
     print(f"[D] step, {ns.members} members × {n} examples × {width} units, for an H200 (no GPU needed)")
-    print(f"jax {jax.__version__}; hidden tensor {hidden:,} elements; embedding-gradient row tile {row_tile_for(n, p)}")
+    print(f"jax {jax.__version__}; hidden tensor {hidden:,} elements; embedding-gradient row tile {tile}")
+    print(f"  {kernel.TILING}")
+    per_step = {name: b * ns.members / 1e9 for name, b in modelled_reads(n, p, width, p, kernel.TILING).items()}
+    parts = ", ".join(f"{name} {gb:.1f}" for name, gb in per_step.items())
+    print(f"  modelled L2 reads per step: {sum(per_step.values()):.1f} GB ({parts})")
     failed = False
     for fused in (False, True):
         text, seconds = compile_step(fused, ns.members)

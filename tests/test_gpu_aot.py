@@ -33,15 +33,31 @@ def test_ptxas_report_reads_registers_and_spills():
         ptxas_report("ptxas fatal : unresolved symbol")
 
 
-def test_kernel_knobs_set_the_tiling_constants_and_refuse_bad_input(monkeypatch, capsys):
+def test_kernel_option_replaces_fields_of_the_tiling_and_refuses_bad_input(monkeypatch, capsys):
     import grok.models._token_kernel as kernel
-    from benchmarks.gpu_aot import set_kernel_knobs
+    from benchmarks.gpu_aot import set_tiling
 
-    for name in ("EXAMPLE_TILE", "NUM_WARPS", "ROW_TILES"):
-        monkeypatch.setattr(kernel, name, getattr(kernel, name))
-    set_kernel_knobs(["EXAMPLE_TILE=128", "NUM_WARPS=8", "ROW_TILES=32,64"])
-    assert (kernel.EXAMPLE_TILE, kernel.NUM_WARPS, kernel.ROW_TILES) == (128, 8, (32, 64))
-    for bad in ("TILE=4", "NUM_WARPS=0", "UNIT_TILE=32,64", "ROW_TILES="):
+    monkeypatch.setattr(kernel, "TILING", kernel.TILING)
+    set_tiling(["logits_examples=64", "token_warps=8", "token_row_tiles=32,64"])
+    assert (kernel.TILING.logits_examples, kernel.TILING.token_warps) == (64, 8)
+    assert kernel.TILING.token_row_tiles == (32, 64)
+    for bad in ("tile=4", "logits_warps=0", "token_units=32,64", "token_row_tiles="):
         with pytest.raises(SystemExit) as exit_:
-            set_kernel_knobs([bad])
+            set_tiling([bad])
         assert exit_.value.code == 2 and repr(bad) in capsys.readouterr().err
+
+
+def test_modelled_reads_count_the_kernels_loads():
+    """The cache model at a size small enough to count by hand: n = 64 pairs of p = 8 tokens, N = 64, C = 8."""
+    from benchmarks.gpu_aot import modelled_reads
+    from grok.models._token_kernel import Tiling
+
+    tiling = Tiling(32, 32, 4, 32, 32, 4, 4, 32, (16,), 4)
+    reads = modelled_reads(64, 8, 64, 8, tiling)
+    # logits: 2 programs × 2 unit steps × (E rows for 32 examples × 2 tokens + a W tile 16 × 32) × 4 B
+    assert reads["logits"] == 2 * 2 * (2 * 32 + 16) * 32 * 4
+    # ∂W: 2 programs × 2 example steps × 32 examples × (E rows for 2 tokens × 32 units + 16 classes of g) × 4 B
+    assert reads["readout_gradient"] == 2 * 2 * 32 * (2 * 32 + 16) * 4
+    # ∂E: every row holds exactly 8 of the 64 pairs (all pairs used), padded to 16 slots, 16 rows;
+    # 4 programs × 2 unit steps of W tiles, and per slot one E row (64 units) and one g row (16)
+    assert reads["token_gradient"] == 4 * 2 * 16 * 32 * 4 + 16 * 16 * (64 + 16) * 4

@@ -23,6 +23,7 @@ the values and gradients on a CPU that way, and lower the kernels for CUDA witho
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -33,10 +34,30 @@ from jax.experimental.pallas import triton as pltr
 from grok.models._common import Array, activation
 
 FUSED_ACTIVATIONS = ("quadratic", "relu", "linear")
-EXAMPLE_TILE = 64  # examples per program (the rows of each matrix-product tile)
-UNIT_TILE = 64  # hidden units per tile
-ROW_TILES = (64, 128)  # examples of one row of E per step of the embedding-gradient kernel
-NUM_WARPS = 4  # warps per program (twice this for a row tile over EXAMPLE_TILE)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How the three kernels cut their work: tile sizes (powers of two ≥ 16) and warps per program.
+
+    The defaults keep every kernel free of register spills on an H200 (`benchmarks/gpu_aot.py`)
+    and read each tile of W or g from L2 as few times as that allows (docs/architecture.md,
+    "Fused token kernels"); they are not yet timed on a GPU.
+    """
+
+    logits_examples: int = 128  # examples per program of the logits kernel
+    logits_units: int = 64  # hidden units per step of its loop
+    logits_warps: int = 8
+    readout_units: int = 128  # hidden units per program of the readout-gradient kernel
+    readout_examples: int = 32  # examples per step of its loop
+    readout_warps: int = 8
+    token_rows: int = 4  # rows of E per program of the embedding-gradient kernel (they share W's tiles)
+    token_units: int = 64  # hidden units per step of its loop
+    token_row_tiles: tuple[int, ...] = (64, 128)  # examples of one row per step: `row_tile_for` picks
+    token_warps: int = 4  # twice this for a row tile of 128
+
+
+TILING = Tiling()
 
 
 def token_readout_fusable(*, activation_name: str, dtype: jnp.dtype) -> bool:
@@ -48,11 +69,11 @@ def _class_tile(n_classes: int) -> int:
     return max(16, pl.next_power_of_2(n_classes))  # a Triton dot needs every side ≥ 16
 
 
-def _rows_and_tokens(a_ref, b_ref, start, n: int):
-    rows = start + jnp.arange(EXAMPLE_TILE)
+def _rows_and_tokens(a_ref, b_ref, start, n: int, tile: int):
+    rows = start + jnp.arange(tile)
     in_rows = rows < n
-    a = pltr.load(a_ref.at[pl.ds(start, EXAMPLE_TILE)], mask=in_rows, other=0)
-    b = pltr.load(b_ref.at[pl.ds(start, EXAMPLE_TILE)], mask=in_rows, other=0)
+    a = pltr.load(a_ref.at[pl.ds(start, tile)], mask=in_rows, other=0)
+    b = pltr.load(b_ref.at[pl.ds(start, tile)], mask=in_rows, other=0)
     return rows, in_rows, a, b
 
 
@@ -69,38 +90,44 @@ def _readout_tile(w_ref, units, in_units, classes, in_classes):
     return pltr.load(w_ref.at[classes[None, :], units[:, None]], mask=mask, other=0.0)
 
 
-def _logits_kernel(a_ref, b_ref, e_ref, w_ref, out_ref, *, n: int, width: int, n_classes: int, name: str):
-    start = pl.program_id(0) * EXAMPLE_TILE
-    rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, start, n)
+def _logits_kernel(
+    a_ref, b_ref, e_ref, w_ref, out_ref, *, n: int, width: int, n_classes: int, name: str, tiling: Tiling
+):
+    examples, unit_tile = tiling.logits_examples, tiling.logits_units
+    start = pl.program_id(0) * examples
+    rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, start, n, examples)
     classes = jnp.arange(_class_tile(n_classes))
     in_classes = classes < n_classes
 
     def add_units(k, acc):
-        units = k * UNIT_TILE + jnp.arange(UNIT_TILE)
+        units = k * unit_tile + jnp.arange(unit_tile)
         in_units = units < width
         h = activation(name, _pre_activation(e_ref, a, b, in_rows, units, in_units))
         return acc + pltr.dot(h, _readout_tile(w_ref, units, in_units, classes, in_classes))
 
     acc = jax.lax.fori_loop(
-        0, pl.cdiv(width, UNIT_TILE), add_units, jnp.zeros((EXAMPLE_TILE, classes.shape[0]), jnp.float32)
+        0, pl.cdiv(width, unit_tile), add_units, jnp.zeros((examples, classes.shape[0]), jnp.float32)
     )
     pltr.store(out_ref.at[rows[:, None], classes[None, :]], acc, mask=in_rows[:, None] & in_classes[None, :])
 
 
-def _readout_gradient_kernel(a_ref, b_ref, e_ref, g_ref, out_ref, *, n: int, width: int, n_classes: int, name: str):
-    units = pl.program_id(0) * UNIT_TILE + jnp.arange(UNIT_TILE)
+def _readout_gradient_kernel(
+    a_ref, b_ref, e_ref, g_ref, out_ref, *, n: int, width: int, n_classes: int, name: str, tiling: Tiling
+):
+    unit_tile, examples = tiling.readout_units, tiling.readout_examples
+    units = pl.program_id(0) * unit_tile + jnp.arange(unit_tile)
     in_units = units < width
     classes = jnp.arange(_class_tile(n_classes))
     in_classes = classes < n_classes
 
     def add_examples(i, acc):
-        rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, i * EXAMPLE_TILE, n)
+        rows, in_rows, a, b = _rows_and_tokens(a_ref, b_ref, i * examples, n, examples)
         h = activation(name, _pre_activation(e_ref, a, b, in_rows, units, in_units))
         g = pltr.load(g_ref.at[rows[:, None], classes[None, :]], mask=in_rows[:, None] & in_classes[None, :], other=0.0)
         return acc + pltr.dot(h, g, trans_a=True)
 
     acc = jax.lax.fori_loop(
-        0, pl.cdiv(n, EXAMPLE_TILE), add_examples, jnp.zeros((UNIT_TILE, classes.shape[0]), jnp.float32)
+        0, pl.cdiv(n, examples), add_examples, jnp.zeros((unit_tile, classes.shape[0]), jnp.float32)
     )
     pltr.store(out_ref.at[classes[None, :], units[:, None]], acc, mask=in_units[:, None] & in_classes[None, :])
 
@@ -119,39 +146,48 @@ def _token_gradient_kernel(
     width: int,
     n_classes: int,
     name: str,
+    tiling: Tiling,
     row_tile: int,
 ):
-    row = pl.program_id(0)
+    n_rows, unit_tile = e_ref.shape[0], tiling.token_units
+    first_row = pl.program_id(0) * tiling.token_rows
     classes = jnp.arange(_class_tile(n_classes))
     in_classes = classes < n_classes
-    start, stop = starts_ref[row], starts_ref[row + 1]
-    chunks = (stop - start + row_tile - 1) // row_tile
 
-    def unit_tile(k, carry):
-        units = k * UNIT_TILE + jnp.arange(UNIT_TILE)
+    def unit_step(k, carry):
+        units = k * unit_tile + jnp.arange(unit_tile)
         in_units = units < width
-        w = _readout_tile(w_ref, units, in_units, classes, in_classes)
-        own = pltr.load(e_ref.at[row, units], mask=in_units, other=0.0)  # this row's part of every z
+        w = _readout_tile(w_ref, units, in_units, classes, in_classes)  # shared by the program's rows
 
-        def add_examples(j, acc):
-            at = start + j * row_tile + jnp.arange(row_tile)
-            in_row = at < stop
-            example = pltr.load(examples_ref.at[at], mask=in_row, other=0)
-            a = pltr.load(a_ref.at[example], mask=in_row, other=0)
-            b = pltr.load(b_ref.at[example], mask=in_row, other=0)
-            other = jnp.where(in_row, a + b - row, 0)  # the example's other row: one of a, b is this one
-            g_mask = in_row[:, None] & in_classes[None, :]
-            g = pltr.load(g_ref.at[example[:, None], classes[None, :]], mask=g_mask, other=0.0)
-            z_mask = in_row[:, None] & in_units[None, :]
-            z = own[None, :] + pltr.load(e_ref.at[other[:, None], units[None, :]], mask=z_mask, other=0.0)
-            dz = jax.vjp(partial(activation, name), z)[1](pltr.dot(g, w, trans_b=True))[0]
-            return acc + jnp.sum(dz, axis=0)
+        def one_row(i, carry):
+            row = jnp.minimum(first_row + i, n_rows - 1)
+            is_row = first_row + i < n_rows  # the last program may run past E's rows
+            start = starts_ref[row]
+            stop = jnp.where(is_row, starts_ref[row + 1], start)
+            own = pltr.load(e_ref.at[row, units], mask=in_units, other=0.0)  # this row's part of every z
 
-        acc = jax.lax.fori_loop(0, chunks, add_examples, jnp.zeros((UNIT_TILE,), jnp.float32))
-        pltr.store(out_ref.at[row, units], acc, mask=in_units)
-        return carry
+            def add_examples(j, acc):
+                at = start + j * row_tile + jnp.arange(row_tile)
+                in_row = at < stop
+                example = pltr.load(examples_ref.at[at], mask=in_row, other=0)
+                a = pltr.load(a_ref.at[example], mask=in_row, other=0)
+                b = pltr.load(b_ref.at[example], mask=in_row, other=0)
+                other = jnp.where(in_row, a + b - row, 0)  # the example's other row: one of a, b is this one
+                g_mask = in_row[:, None] & in_classes[None, :]
+                g = pltr.load(g_ref.at[example[:, None], classes[None, :]], mask=g_mask, other=0.0)
+                z_mask = in_row[:, None] & in_units[None, :]
+                z = own[None, :] + pltr.load(e_ref.at[other[:, None], units[None, :]], mask=z_mask, other=0.0)
+                dz = jax.vjp(partial(activation, name), z)[1](pltr.dot(g, w, trans_b=True))[0]
+                return acc + jnp.sum(dz, axis=0)
 
-    jax.lax.fori_loop(0, pl.cdiv(width, UNIT_TILE), unit_tile, 0)
+            chunks = (stop - start + row_tile - 1) // row_tile
+            acc = jax.lax.fori_loop(0, chunks, add_examples, jnp.zeros((unit_tile,), jnp.float32))
+            pltr.store(out_ref.at[row, units], acc, mask=in_units & is_row)
+            return carry
+
+        return jax.lax.fori_loop(0, tiling.token_rows, one_row, carry)
+
+    jax.lax.fori_loop(0, pl.cdiv(width, unit_tile), unit_step, 0)
 
 
 def _expected_padded_examples(n: int, n_tokens: int, tile: int) -> float:
@@ -171,15 +207,15 @@ def _expected_padded_examples(n: int, n_tokens: int, tile: int) -> float:
     return total
 
 
-def row_tile_for(n: int, n_tokens: int) -> int:
+def row_tile_for(n: int, n_tokens: int, candidates: tuple[int, ...] = TILING.token_row_tiles) -> int:
     """Examples per step of the embedding-gradient kernel for n train pairs of p tokens.
 
-    Of `ROW_TILES` (sizes a Hopper tensor-core product takes whole), the one with the least
+    Of the candidates (by default 64 and 128, sizes a Hopper tensor-core product takes whole), the one with the least
     expected padding, the larger on a tie; never larger than a row can fill (at most p pairs).
     At [D]'s 60% of p = 97 (58 pairs a row on average) that is 64, where 128 would do twice the work.
     """
     fill = max(16, pl.next_power_of_2(min(n, n_tokens)))
-    tiles = sorted({min(tile, fill) for tile in ROW_TILES}, reverse=True)
+    tiles = sorted({min(tile, fill) for tile in candidates}, reverse=True)
     return min(tiles, key=lambda tile: _expected_padded_examples(n, n_tokens, tile))
 
 
@@ -196,12 +232,12 @@ def _examples_by_row(a: Array, b: Array, n_rows: int) -> tuple[Array, Array]:
     return examples, starts
 
 
-def _call(kernel, out_shape, grid, *args, interpret: bool, num_warps: int | None = None, **static):
+def _call(kernel, out_shape, grid, *args, interpret: bool, num_warps: int, **static):
     return pl.pallas_call(
         partial(kernel, **static),
         out_shape=out_shape,
         grid=grid,
-        compiler_params=pltr.CompilerParams(num_warps=num_warps or NUM_WARPS, num_stages=2),
+        compiler_params=pltr.CompilerParams(num_warps=num_warps, num_stages=2),
         interpret=interpret,
     )(*args)
 
@@ -210,46 +246,54 @@ def _token_indices(x: Array, n_tokens: int) -> tuple[Array, Array]:
     return x[:, 0].astype(jnp.int32), (n_tokens + x[:, 1]).astype(jnp.int32)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def token_readout(e: Array, w: Array, x: Array, n_tokens: int, name: str, interpret: bool = False) -> Array:
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def token_readout(
+    e: Array, w: Array, x: Array, n_tokens: int, name: str, interpret: bool = False, tiling: Tiling | None = None
+) -> Array:
     """Logits φ(E[a] + E[p + b]) Wᵀ for token pairs x [n, 2], E [2p, N], W [C, N]: [n, C].
 
     The same function as the token layer followed by a bias-free readout, computed by fused
     kernels that never write the [n, N] hidden tensor (module docstring). float32 only.
+    `tiling` (default: the module's `TILING`) only changes how the work is cut, not the result
+    beyond float rounding.
     """
+    tiling = tiling or TILING
     a, b = _token_indices(x, n_tokens)
     n, (width, n_classes) = x.shape[0], (e.shape[1], w.shape[0])
-    static = dict(n=n, width=width, n_classes=n_classes, name=name)
+    static = dict(n=n, width=width, n_classes=n_classes, name=name, tiling=tiling)
     out = jax.ShapeDtypeStruct((n, n_classes), e.dtype)
-    return _call(_logits_kernel, out, (pl.cdiv(n, EXAMPLE_TILE),), a, b, e, w, interpret=interpret, **static)
+    grid = (pl.cdiv(n, tiling.logits_examples),)
+    return _call(_logits_kernel, out, grid, a, b, e, w, interpret=interpret, num_warps=tiling.logits_warps, **static)
 
 
-def _token_readout_fwd(e, w, x, n_tokens, name, interpret):
-    return token_readout(e, w, x, n_tokens, name, interpret), (e, w, x)
+def _token_readout_fwd(e, w, x, n_tokens, name, interpret, tiling):
+    return token_readout(e, w, x, n_tokens, name, interpret, tiling), (e, w, x)
 
 
-def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
+def _token_readout_bwd(n_tokens, name, interpret, tiling, residuals, g):
+    tiling = tiling or TILING
     e, w, x = residuals
     a, b = _token_indices(x, n_tokens)
     n, (width, n_classes) = x.shape[0], (e.shape[1], w.shape[0])
-    static = dict(n=n, width=width, n_classes=n_classes, name=name, interpret=interpret)
+    static = dict(n=n, width=width, n_classes=n_classes, name=name, interpret=interpret, tiling=tiling)
     g = g.astype(e.dtype)
     dw = _call(
         _readout_gradient_kernel,
         jax.ShapeDtypeStruct(w.shape, w.dtype),
-        (pl.cdiv(width, UNIT_TILE),),
+        (pl.cdiv(width, tiling.readout_units),),
         a,
         b,
         e,
         g,
+        num_warps=tiling.readout_warps,
         **static,
     )
     examples, starts = _examples_by_row(a, b, e.shape[0])
-    tile = row_tile_for(n, n_tokens)
+    tile = row_tile_for(n, n_tokens, tiling.token_row_tiles)
     de = _call(
         _token_gradient_kernel,
         jax.ShapeDtypeStruct(e.shape, e.dtype),
-        (e.shape[0],),
+        (pl.cdiv(e.shape[0], tiling.token_rows),),
         examples,
         starts,
         a,
@@ -258,7 +302,7 @@ def _token_readout_bwd(n_tokens, name, interpret, residuals, g):
         w,
         g,
         row_tile=tile,
-        num_warps=2 * NUM_WARPS if tile > EXAMPLE_TILE else NUM_WARPS,
+        num_warps=tiling.token_warps * (2 if tile > 64 else 1),
         **static,
     )
     return de, dw, None
