@@ -118,11 +118,14 @@ def engine_program(cfg: grok.Config, steps: int, members: int):
     def train(state, dyn):
         return jax.lax.scan(lambda s, _: (prog.step(s, dyn), None), state, None, length=steps)[0].params
 
+    def start(dyn):  # `init`, not `init_state`: the step-0 loss is what the step's divergence check compares to
+        return prog.init(dyn)[0]
+
     if members == 1:
         one = {k: jnp.asarray(v[0]) for k, v in dyn.items()}
-        return jax.jit(train), (jax.jit(prog.init_state)(one), one)
+        return jax.jit(train), (jax.jit(start)(one), one)
     stacked = {k: jnp.asarray(v) for k, v in dyn.items()}
-    return jax.jit(jax.vmap(train, axis_name=MEMBER_BATCH_AXIS)), (jax.jit(jax.vmap(prog.init_state))(stacked), stacked)
+    return jax.jit(jax.vmap(train, axis_name=MEMBER_BATCH_AXIS)), (jax.jit(jax.vmap(start))(stacked), stacked)
 
 
 def engine_run_seconds(cfg: grok.Config, repeats: int) -> float:

@@ -98,7 +98,7 @@ def step_program(cfg: grok.Config, steps: int):
     def train(state, dyn):
         return jax.lax.scan(lambda s, _: (prog.step(s, dyn), None), state, None, length=steps)[0].params
 
-    return jax.jit(train), (jax.jit(prog.init_state)(one), one)
+    return jax.jit(train), (jax.jit(lambda d: prog.init(d)[0])(one), one)
 
 
 def run() -> dict[str, float]:

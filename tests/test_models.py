@@ -637,6 +637,8 @@ def test_engine_step_with_the_sorted_pair_gradient_trains_the_same_numbers(monke
     cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
     fn, args = engine_program(cfg, steps=5, members=3)
     want = jax.tree.leaves(fn(*args))
+    moved = [float(jnp.max(jnp.abs(w - p))) for w, p in zip(want, jax.tree.leaves(args[0].params), strict=True)]
+    assert min(moved) > 1e-4  # the steps train (a frozen run would match trivially)
     monkeypatch.setattr(_mlp, "on_gpu", lambda: True)  # the GPU's forms of the token layer, on this CPU
     monkeypatch.setattr(_mlp, "SORTED_GRADIENT_MIN_ELEMENTS", 1)
     jax.clear_caches()

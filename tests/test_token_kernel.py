@@ -116,6 +116,8 @@ def test_engine_step_with_the_fused_kernels_trains_the_same_numbers(monkeypatch)
     cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
     fn, args = engine_program(cfg, steps=5, members=3)
     want = jax.tree.leaves(fn(*args))
+    moved = [float(jnp.max(jnp.abs(w - p))) for w, p in zip(want, jax.tree.leaves(args[0].params), strict=True)]
+    assert min(moved) > 1e-4  # the steps train (a frozen run would match trivially)
     monkeypatch.setattr(_mlp, "use_fused_token_kernel", lambda: True)  # interpreted on this CPU
     jax.clear_caches()
     fn, args = engine_program(cfg, steps=5, members=3)
