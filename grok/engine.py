@@ -245,7 +245,10 @@ class MemberProgram(NamedTuple):
         return _init_member(self.config, self.spec, self.fwd, dyn)
 
     def init_state(self, dyn: Mapping[str, Array]) -> MemberState:
-        """`init` without the metrics: the state at step 0 (probe references included)."""
+        """`init` without the metrics: the state at step 0 (probe references included).
+
+        Its step-0 loss is left 0, which the divergence check of `step` compares against: train
+        from `init`'s state, not this one (which is for probes at given parameters)."""
         return _init_state(self.config, self.spec, self.fwd, dyn)
 
     def probes(self, state: MemberState, dyn: Mapping[str, Array], names: Sequence[str]) -> dict:
