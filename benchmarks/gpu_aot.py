@@ -63,8 +63,9 @@ def _bad_input(message: str) -> None:
     raise SystemExit(2)
 
 
-def set_tiling(assignments: list[str]) -> None:
-    """Replace fields of the fused kernels' `TILING` from NAME=VALUE (token_row_tiles: 64,128)."""
+def set_tiling(assignments: list[str], option: str = "--kernel") -> None:
+    """Replace fields of the fused kernels' `TILING` from NAME=VALUE (token_row_tiles: 64,128);
+    bad input exits 2 with one line naming `option`."""
     import dataclasses
 
     import grok.models._token_kernel as kernel
@@ -76,9 +77,9 @@ def set_tiling(assignments: list[str]) -> None:
         numbers = [v.strip() for v in value.split(",")]
         if name not in fields or not all(v.isdigit() and int(v) > 0 for v in numbers):
             allowed = f"NAME=VALUE, NAME one of {', '.join(fields)}, VALUE whole numbers > 0"
-            _bad_input(f"--kernel: got {assignment!r}; allowed: {allowed}")
+            _bad_input(f"{option}: got {assignment!r}; allowed: {allowed}")
         if name != "token_row_tiles" and len(numbers) > 1:
-            _bad_input(f"--kernel: got {assignment!r}; allowed: one whole number for {name}")
+            _bad_input(f"{option}: got {assignment!r}; allowed: one whole number for {name}")
         changes[name] = tuple(map(int, numbers)) if name == "token_row_tiles" else int(numbers[0])
     kernel.TILING = dataclasses.replace(kernel.TILING, **changes)
 

@@ -1,5 +1,6 @@
 """What `benchmarks/gpu.sh` runs: the devices, [D]'s phase diagram and [P]'s StableMax run at paper size,
-the matmul peaks, the rate of each run against them, and a profile of the largest group's step.
+the matmul peaks, the rate of each run against them, a profile of the largest group's step, and
+that step with the fused token kernels against the landed layer (`benchmarks/fused_ab.py`).
 
     benchmarks/gpu.sh                 # on an NVIDIA GPU: make setup, then .venv/bin/pip install -e ".[cuda]"
     benchmarks/gpu.sh --tiny          # the same steps at tiny sizes on any machine (what CI runs)
@@ -143,6 +144,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"\n[D] the largest group's step, profiled (python -m benchmarks.profile_step {shlex.join(profile_args)}):")
     print("\n".join("  " + line for line in proc.stdout.strip().splitlines()))
     summary["largest_group_step_ms"] = float(proc.stdout.split(" ms per step untraced")[0].rsplit(" ", 1)[-1])
+
+    # the same step with the fused token kernels (off by default until timed), in a fresh process
+    ab_args = ["--json", str(out / "fused_ab.json"), *(["--tiny", "--calls", "2"] if tiny else [])]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.fused_ab", *ab_args], capture_output=True, text=True)
+    if proc.returncode:
+        fail("benchmarks.fused_ab", proc.returncode, proc.stdout + proc.stderr)
+    print(f"\n[D] the largest group's step, fused token kernels against the landed layer ({shlex.join(ab_args)}):")
+    print("\n".join("  " + line for line in proc.stdout.strip().splitlines()))
+    summary |= json.loads((out / "fused_ab.json").read_text())
 
     run = out / "stablemax"
     sets = TINY_STABLEMAX_SETS if tiny else ()

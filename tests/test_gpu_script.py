@@ -1,6 +1,7 @@
 """benchmarks/gpu.sh on its CPU path (`--tiny`), so that the GPU script cannot rot: every step runs
-(devices, matmul peaks, the [D] diagram through `grok sweep` and `grok phase`, [P] StableMax through
-`grok reproduce`), and the FLOPs it divides by are XLA's count of the steps it ran."""
+(devices, matmul peaks, the [D] diagram through `grok sweep` and `grok phase`, the profile and the
+fused kernels' A/B of its largest group's step, [P] StableMax through `grok reproduce`), and the
+FLOPs it divides by are XLA's count of the steps it ran."""
 
 import json
 import os
@@ -60,6 +61,10 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     assert summary["diagram_seconds"] > 0 and summary["stablemax_seconds"] > 0
     assert 0 < summary["diagram_batch0_seconds"] < summary["diagram_seconds"]
     assert summary["largest_group_step_ms"] > 0
+    # the fused token kernels' A/B (interpreted on a CPU): timed, and the same training within float rounding
+    assert "fused token kernels against the landed layer" in text
+    assert summary["landed_step_ms"] > 0 and summary["fused_step_ms"] > 0
+    assert summary["fused_relative_difference"] < 1e-4
 
 
 EXPECTED_FLOPS = """
