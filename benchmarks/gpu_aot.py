@@ -63,6 +63,9 @@ def _bad_input(message: str) -> None:
     raise SystemExit(2)
 
 
+FLAG = "readout_in_token_kernel"  # the one yes/no field of Tiling
+
+
 def set_tiling(assignments: list[str], option: str = "--kernel") -> None:
     """Replace fields of the fused kernels' `TILING` from NAME=VALUE (token_row_tiles: 64,128);
     bad input exits 2 with one line naming `option`."""
@@ -75,12 +78,17 @@ def set_tiling(assignments: list[str], option: str = "--kernel") -> None:
     for assignment in assignments:
         name, _, value = assignment.partition("=")
         numbers = [v.strip() for v in value.split(",")]
-        if name not in fields or not all(v.isdigit() and int(v) > 0 for v in numbers):
-            allowed = f"NAME=VALUE, NAME one of {', '.join(fields)}, VALUE whole numbers > 0"
+        is_flag = name == FLAG
+        values = range(2) if is_flag else range(1, 1025)
+        if name not in fields or not all(v.isdigit() and int(v) in values for v in numbers):
+            allowed = f"NAME=VALUE, NAME one of {', '.join(fields)}; VALUE 1–1024, or 0 or 1 for {FLAG}"
             _bad_input(f"{option}: got {assignment!r}; allowed: {allowed}")
         if name != "token_row_tiles" and len(numbers) > 1:
             _bad_input(f"{option}: got {assignment!r}; allowed: one whole number for {name}")
-        changes[name] = tuple(map(int, numbers)) if name == "token_row_tiles" else int(numbers[0])
+        if name == "token_row_tiles":
+            changes[name] = tuple(map(int, numbers))
+        else:
+            changes[name] = bool(int(numbers[0])) if is_flag else int(numbers[0])
     kernel.TILING = dataclasses.replace(kernel.TILING, **changes)
 
 
@@ -88,7 +96,8 @@ def modelled_reads(n: int, p: int, width: int, n_classes: int, tiling) -> dict[s
     """Bytes each fused kernel reads per member and step under a simple cache model, loop by loop.
 
     The model: every gathered row segment of E and every tile of W or g a program loads comes
-    from L2, except the g rows of the embedding-gradient kernel's current row chunk, which it
+    from L2 (with `readout_in_token_kernel`, ∂W's parts are written and read back instead),
+    except the g rows of the embedding-gradient kernel's current row chunk, which it
     re-reads once per unit tile and which stay in L1 (a few tens of kilobytes). Index loads and
     stores are left out (both are small). A GPU run is the check on the model.
     """
@@ -101,6 +110,8 @@ def modelled_reads(n: int, p: int, width: int, n_classes: int, tiling) -> dict[s
     logits = cdiv(n, t.logits_examples) * steps * (2 * t.logits_examples + classes) * t.logits_units * f32
     steps = cdiv(n, t.readout_examples)
     readout = cdiv(width, t.readout_units) * steps * t.readout_examples * (2 * t.readout_units + classes) * f32
+    if t.readout_in_token_kernel:  # no kernel of its own: its parts written by ∂E's programs, then summed
+        readout = 2 * cdiv(p, t.token_rows) * n_classes * width * f32
     tile = row_tile_for(n, p, t.token_row_tiles)
     slots = 2 * p * _expected_padded_examples(n, p, tile)  # example slots over all rows, padding included
     w_tiles = cdiv(2 * p, t.token_rows) * cdiv(width, t.token_units) * classes * t.token_units * f32
@@ -150,11 +161,11 @@ def compile_step(fused: bool, members: int) -> tuple[str, float]:
     from benchmarks.profile_step import setting_program
 
     os.environ[mlp.FUSED_TOKEN_KERNEL_ENV] = "1" if fused else "0"
+    jax.clear_caches()
+    overrides = {"task.train_fraction": TRAIN_FRACTION}
+    fn, args, _ = setting_program(HIDDEN_SETTING, steps=2, members=members, overrides=overrides)  # inputs on the CPU
     gpu_forms, mlp.on_gpu = mlp.on_gpu, lambda: True  # the model's GPU forms, traced on this CPU
     try:
-        jax.clear_caches()
-        overrides = {"task.train_fraction": TRAIN_FRACTION}
-        fn, args, _ = setting_program(HIDDEN_SETTING, steps=2, members=members, overrides=overrides)
         sharding = _h200_sharding()
         specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), args)
         start = time.perf_counter()

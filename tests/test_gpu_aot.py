@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmarks.gpu_aot import largest_tensors, ptxas_report
@@ -38,10 +40,10 @@ def test_kernel_option_replaces_fields_of_the_tiling_and_refuses_bad_input(monke
     from benchmarks.gpu_aot import set_tiling
 
     monkeypatch.setattr(kernel, "TILING", kernel.TILING)
-    set_tiling(["logits_examples=64", "token_warps=8", "token_row_tiles=32,64"])
+    set_tiling(["logits_examples=64", "token_warps=8", "token_row_tiles=32,64", "readout_in_token_kernel=0"])
     assert (kernel.TILING.logits_examples, kernel.TILING.token_warps) == (64, 8)
-    assert kernel.TILING.token_row_tiles == (32, 64)
-    for bad in ("tile=4", "logits_warps=0", "token_units=32,64", "token_row_tiles="):
+    assert kernel.TILING.token_row_tiles == (32, 64) and kernel.TILING.readout_in_token_kernel is False
+    for bad in ("tile=4", "logits_warps=0", "token_units=32,64", "token_row_tiles=", "readout_in_token_kernel=2"):
         with pytest.raises(SystemExit) as exit_:
             set_tiling([bad])
         assert exit_.value.code == 2 and repr(bad) in capsys.readouterr().err
@@ -52,7 +54,7 @@ def test_modelled_reads_count_the_kernels_loads():
     from benchmarks.gpu_aot import modelled_reads
     from grok.models._token_kernel import Tiling
 
-    tiling = Tiling(32, 32, 4, 32, 32, 4, 4, 32, (16,), 4)
+    tiling = Tiling(32, 32, 4, 32, 32, 4, 4, 32, (16,), 4, readout_in_token_kernel=False)
     reads = modelled_reads(64, 8, 64, 8, tiling)
     # logits: 2 programs × 2 unit steps × (E rows for 32 examples × 2 tokens + a W tile 16 × 32) × 4 B
     assert reads["logits"] == 2 * 2 * (2 * 32 + 16) * 32 * 4
@@ -61,3 +63,6 @@ def test_modelled_reads_count_the_kernels_loads():
     # ∂E: every row holds exactly 8 of the 64 pairs (all pairs used), padded to 16 slots, 16 rows;
     # 4 programs × 2 unit steps of W tiles, and per slot one E row (64 units) and one g row (16)
     assert reads["token_gradient"] == 4 * 2 * 16 * 32 * 4 + 16 * 16 * (64 + 16) * 4
+    # ∂W summed by ∂E's programs: 2 first-token programs each write an [8, 64] part, read back once
+    folded = modelled_reads(64, 8, 64, 8, dataclasses.replace(tiling, readout_in_token_kernel=True))
+    assert folded["readout_gradient"] == 2 * 2 * 8 * 64 * 4 and folded["token_gradient"] == reads["token_gradient"]

@@ -7,6 +7,8 @@ masks and indexing that Triton rejects fail here, not on the first GPU that runs
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +20,20 @@ from grok.models._token_kernel import TILING, Tiling, token_readout
 P, WIDTH, MEMBERS = 13, 100, 3  # width and example counts are not multiples of the tiles
 # small tiles, so that every loop of every kernel runs several times and the last program of the
 # embedding-gradient kernel has fewer rows than the others (26 = 5 × 5 + 1)
-SMALL = Tiling(16, 32, 4, 32, 16, 4, 5, 32, (16,), 4)
+SMALL = Tiling(
+    logits_examples=16,
+    logits_units=32,
+    logits_warps=4,
+    readout_units=32,
+    readout_examples=16,
+    readout_warps=4,
+    token_rows=5,
+    token_units=32,
+    token_row_tiles=(16,),
+    token_warps=4,
+    readout_in_token_kernel=False,
+)
+SMALL_ONE_BACKWARD = dataclasses.replace(SMALL, readout_in_token_kernel=True)  # ∂W summed with ∂E
 
 
 def _pairs(n: int, seed: int = 0) -> np.ndarray:
@@ -49,7 +64,9 @@ def _value_and_grads(f, e, w, cotangent):
     return jax.jit(jax.vmap(one))(e, w, cotangent)
 
 
-@pytest.mark.parametrize("tiling", [TILING, SMALL], ids=["default-tiles", "small-tiles"])
+@pytest.mark.parametrize(
+    "tiling", [TILING, SMALL, SMALL_ONE_BACKWARD], ids=["default-tiles", "small-tiles", "small-tiles-one-backward"]
+)
 @pytest.mark.parametrize("name", ["quadratic", "relu", "linear"])
 @pytest.mark.parametrize("n", [TILING.logits_examples + 22, 40, 2 * P * P])
 def test_fused_values_and_gradients_match_the_plain_layer(name, n, tiling):
@@ -73,14 +90,16 @@ def test_rows_no_example_uses_get_exactly_zero_gradient():
     assert np.all(np.abs(np.asarray(de[:, 4])) > 0) and np.all(np.isfinite(np.asarray(dw)))
 
 
-def test_kernels_lower_for_cuda_on_a_machine_without_a_gpu():
+@pytest.mark.parametrize("one_backward", [False, True])
+def test_kernels_lower_for_cuda_on_a_machine_without_a_gpu(one_backward):
     x = jnp.asarray(_pairs(TILING.logits_examples + 22))
     e, w = _members()
     cotangent = jnp.ones((MEMBERS, x.shape[0], P), jnp.float32)
     triton = "__gpu$xla.gpu.triton"
+    tiling = dataclasses.replace(TILING, readout_in_token_kernel=one_backward)
 
     def value_and_grads(e, w, c):
-        value, pullback = jax.vjp(lambda e, w: token_readout(e, w, x, P, "quadratic"), e, w)
+        value, pullback = jax.vjp(lambda e, w: token_readout(e, w, x, P, "quadratic", False, tiling), e, w)
         return value, pullback(c)
 
     exported = jax.export.export(
@@ -88,7 +107,8 @@ def test_kernels_lower_for_cuda_on_a_machine_without_a_gpu():
         platforms=["cuda"],
         disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(triton)],
     )(e, w, cotangent)
-    assert exported.mlir_module().count(f"custom_call @{triton}") == 3  # logits, ∂W, ∂E
+    kernels = 2 if one_backward else 3  # logits, ∂E (with ∂W's parts), or logits, ∂W, ∂E
+    assert exported.mlir_module().count(f"custom_call @{triton}") == kernels
 
 
 def test_model_takes_the_fused_kernels_only_when_asked_on_a_gpu(monkeypatch):
@@ -163,6 +183,7 @@ def test_expected_padding_matches_sampled_train_sets():
 def test_row_tile_fits_the_rows_expected_counts():
     from grok.models._token_kernel import row_tile_for
 
-    assert row_tile_for(int(0.6 * 97 * 97), 97) == 64  # [D]'s largest group: 58 pairs a row
-    assert row_tile_for(int(0.95 * 113 * 113), 113) == 128  # 107 a row: one step of 128
+    assert row_tile_for(int(0.6 * 97 * 97), 97, (64, 128)) == 64  # [D]'s largest group: 58 pairs a row
+    assert row_tile_for(int(0.95 * 113 * 113), 113, (64, 128)) == 128  # 107 a row: one step of 128, not two of 64
+    assert row_tile_for(int(0.6 * 97 * 97), 97) == 64  # the default: 64 only (128 spills registers)
     assert row_tile_for(40, 13) == 16  # never more than a row can fill

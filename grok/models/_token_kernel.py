@@ -3,17 +3,19 @@
 A one-hidden-layer token model ([D]'s quadratic MLP) spends most of a GPU step moving its hidden
 tensor, [n, N] per member, through memory: XLA writes it out in the forward pass and reads it in
 each of the three matrix products and the token rows' scatter-add (docs/architecture.md). The
-three Pallas (Triton) kernels here never write it. Each recomputes a tile of z = E[a] + E[p + b]
+Pallas (Triton) kernels here never write it. Each recomputes a tile of z = E[a] + E[p + b]
 from E's rows (a few kilobytes per member, held in cache) where it is needed:
 
 - `_logits_kernel`: logits [n, C] = φ(z) Wᵀ, one program per tile of examples;
-- `_readout_gradient_kernel`: ∂W [C, N] = gᵀ φ(z), one program per tile of hidden units, summing
-  over the examples in order (no atomics);
-- `_token_gradient_kernel`: ∂E [2p, N], one program per row of E, summing φ'(z) ⊙ (g W) over
-  the examples that use that row (`_examples_by_row`: one stable sort per step), one tile of
-  hidden units after another, `row_tile_for` examples at a time (sized to the rows' expected
-  counts, so that little of each product is padding). No atomics, so a run repeats bit for bit;
-  the price is that g W is computed twice, once for each row an example uses.
+- `_token_gradient_kernel`: ∂E [2p, N], one program per few rows of E (first the first token's
+  rows, then the second's), summing φ'(z) ⊙ (g W) over the examples that use each row
+  (`_examples_by_row`: one stable sort per step), one tile of hidden units after another,
+  `row_tile_for` examples at a time. No atomics, so a run repeats bit for bit; the price is that
+  g W is computed twice, once for each row an example uses. By default its first-token programs
+  also sum gᵀ φ(z) over their examples (each example has one first token): parts of ∂W [C, N],
+  added up afterwards, so that z and g are loaded once for both gradients;
+- `_readout_gradient_kernel` (with `Tiling(readout_in_token_kernel=False)`): ∂W = gᵀ φ(z) in a
+  kernel of its own, one program per tile of hidden units, summing over the examples in order.
 
 Matrix products run at the precision JAX's default gives float32 on the GPU (TF32 on recent ones),
 as XLA's do. `interpret=True` runs the kernels as ordinary JAX (any backend): the tests check
@@ -38,10 +40,10 @@ FUSED_ACTIVATIONS = ("quadratic", "relu", "linear")
 
 @dataclass(frozen=True)
 class Tiling:
-    """How the three kernels cut their work: tile sizes (powers of two ≥ 16) and warps per program.
+    """How the kernels cut their work: tile sizes (powers of two ≥ 16) and warps per program.
 
-    The defaults keep every kernel free of register spills on an H200 (`benchmarks/gpu_aot.py`)
-    and read each tile of W or g from L2 as few times as that allows (docs/architecture.md,
+    The defaults are the tiling with the fewest modelled reads from L2 among those that spill
+    (almost) no registers when compiled for an H200 (`benchmarks/gpu_aot.py`; docs/architecture.md,
     "Fused token kernels"); they are not yet timed on a GPU.
     """
 
@@ -51,10 +53,11 @@ class Tiling:
     readout_units: int = 128  # hidden units per program of the readout-gradient kernel
     readout_examples: int = 32  # examples per step of its loop
     readout_warps: int = 8
-    token_rows: int = 4  # rows of E per program of the embedding-gradient kernel (they share W's tiles)
+    token_rows: int = 8  # rows of E per program of the embedding-gradient kernel (they share W's tiles)
     token_units: int = 64  # hidden units per step of its loop
-    token_row_tiles: tuple[int, ...] = (64, 128)  # examples of one row per step: `row_tile_for` picks
-    token_warps: int = 4  # twice this for a row tile of 128
+    token_row_tiles: tuple[int, ...] = (64,)  # examples of one row per step (`row_tile_for` picks)
+    token_warps: int = 8
+    readout_in_token_kernel: bool = True  # ∂W summed by the embedding-gradient kernel, not its own
 
 
 TILING = Tiling()
@@ -140,8 +143,8 @@ def _token_gradient_kernel(
     e_ref,
     w_ref,
     g_ref,
-    out_ref,
-    *,
+    de_ref,
+    *dw_refs,
     n: int,
     width: int,
     n_classes: int,
@@ -149,8 +152,17 @@ def _token_gradient_kernel(
     tiling: Tiling,
     row_tile: int,
 ):
-    n_rows, unit_tile = e_ref.shape[0], tiling.token_units
-    first_row = pl.program_id(0) * tiling.token_rows
+    """∂E's rows (and, with `tiling.readout_in_token_kernel`, each program's part of ∂W).
+
+    Programs take `tiling.token_rows` rows of E at a time, first the p rows of the first token,
+    then the p of the second, so that a program's rows are all of one kind. Every example is in
+    exactly one first-token row, so the first-token programs' sums of gᵀ φ(z) over their examples
+    add up to ∂W (`dw_refs`: one [C, N] part per first-token program, summed afterwards).
+    """
+    n_tokens, unit_tile, rows_per_program = e_ref.shape[0] // 2, tiling.token_units, tiling.token_rows
+    programs_per_token = pl.cdiv(n_tokens, rows_per_program)
+    half, local = pl.program_id(0) // programs_per_token, pl.program_id(0) % programs_per_token
+    first_token = half == 0
     classes = jnp.arange(_class_tile(n_classes))
     in_classes = classes < n_classes
 
@@ -159,14 +171,16 @@ def _token_gradient_kernel(
         in_units = units < width
         w = _readout_tile(w_ref, units, in_units, classes, in_classes)  # shared by the program's rows
 
-        def one_row(i, carry):
-            row = jnp.minimum(first_row + i, n_rows - 1)
-            is_row = first_row + i < n_rows  # the last program may run past E's rows
+        def one_row(i, dw):
+            in_half = local * rows_per_program + i
+            is_row = in_half < n_tokens  # the last program of each half may run past its rows
+            row = half * n_tokens + jnp.minimum(in_half, n_tokens - 1)
             start = starts_ref[row]
             stop = jnp.where(is_row, starts_ref[row + 1], start)
             own = pltr.load(e_ref.at[row, units], mask=in_units, other=0.0)  # this row's part of every z
 
-            def add_examples(j, acc):
+            def add_examples(j, sums):
+                de, dw = sums
                 at = start + j * row_tile + jnp.arange(row_tile)
                 in_row = at < stop
                 example = pltr.load(examples_ref.at[at], mask=in_row, other=0)
@@ -177,15 +191,24 @@ def _token_gradient_kernel(
                 g = pltr.load(g_ref.at[example[:, None], classes[None, :]], mask=g_mask, other=0.0)
                 z_mask = in_row[:, None] & in_units[None, :]
                 z = own[None, :] + pltr.load(e_ref.at[other[:, None], units[None, :]], mask=z_mask, other=0.0)
-                dz = jax.vjp(partial(activation, name), z)[1](pltr.dot(g, w, trans_b=True))[0]
-                return acc + jnp.sum(dz, axis=0)
+                h, pullback = jax.vjp(partial(activation, name), z)
+                de = de + jnp.sum(pullback(pltr.dot(g, w, trans_b=True))[0], axis=0)
+                if dw_refs:
+                    dw = jax.lax.cond(first_token, lambda d: d + pltr.dot(h, g, trans_a=True), lambda d: d, dw)
+                return de, dw
 
             chunks = (stop - start + row_tile - 1) // row_tile
-            acc = jax.lax.fori_loop(0, chunks, add_examples, jnp.zeros((unit_tile,), jnp.float32))
-            pltr.store(out_ref.at[row, units], acc, mask=in_units & is_row)
-            return carry
+            de, dw = jax.lax.fori_loop(0, chunks, add_examples, (jnp.zeros((unit_tile,), jnp.float32), dw))
+            pltr.store(de_ref.at[row, units], de, mask=in_units & is_row)
+            return dw
 
-        return jax.lax.fori_loop(0, tiling.token_rows, one_row, carry)
+        no_dw = jnp.zeros((), jnp.float32)  # carried, never used, when ∂W has its own kernel
+        dw = jnp.zeros((unit_tile, classes.shape[0]), jnp.float32) if dw_refs else no_dw
+        dw = jax.lax.fori_loop(0, rows_per_program, one_row, dw)
+        if dw_refs:
+            mask = in_units[:, None] & in_classes[None, :] & first_token
+            pltr.store(dw_refs[0].at[local, classes[None, :], units[:, None]], dw, mask=mask)
+        return carry
 
     jax.lax.fori_loop(0, pl.cdiv(width, unit_tile), unit_step, 0)
 
@@ -277,6 +300,30 @@ def _token_readout_bwd(n_tokens, name, interpret, tiling, residuals, g):
     n, (width, n_classes) = x.shape[0], (e.shape[1], w.shape[0])
     static = dict(n=n, width=width, n_classes=n_classes, name=name, interpret=interpret, tiling=tiling)
     g = g.astype(e.dtype)
+    examples, starts = _examples_by_row(a, b, e.shape[0])
+    tile = row_tile_for(n, n_tokens, tiling.token_row_tiles)
+    programs_per_token = pl.cdiv(n_tokens, tiling.token_rows)
+    out = [jax.ShapeDtypeStruct(e.shape, e.dtype)]
+    if tiling.readout_in_token_kernel:
+        out.append(jax.ShapeDtypeStruct((programs_per_token, *w.shape), w.dtype))
+    token_gradient = _call(
+        _token_gradient_kernel,
+        out,
+        (2 * programs_per_token,),
+        examples,
+        starts,
+        a,
+        b,
+        e,
+        w,
+        g,
+        row_tile=tile,
+        num_warps=tiling.token_warps,
+        **static,
+    )
+    de = token_gradient[0]
+    if tiling.readout_in_token_kernel:
+        return de, jnp.sum(token_gradient[1], axis=0), None
     dw = _call(
         _readout_gradient_kernel,
         jax.ShapeDtypeStruct(w.shape, w.dtype),
@@ -286,23 +333,6 @@ def _token_readout_bwd(n_tokens, name, interpret, tiling, residuals, g):
         e,
         g,
         num_warps=tiling.readout_warps,
-        **static,
-    )
-    examples, starts = _examples_by_row(a, b, e.shape[0])
-    tile = row_tile_for(n, n_tokens, tiling.token_row_tiles)
-    de = _call(
-        _token_gradient_kernel,
-        jax.ShapeDtypeStruct(e.shape, e.dtype),
-        (pl.cdiv(e.shape[0], tiling.token_rows),),
-        examples,
-        starts,
-        a,
-        b,
-        e,
-        w,
-        g,
-        row_tile=tile,
-        num_warps=tiling.token_warps * (2 if tile > 64 else 1),
         **static,
     )
     return de, dw, None
