@@ -102,11 +102,14 @@ def test_kernels_lower_for_cuda_on_a_machine_without_a_gpu(one_backward):
         value, pullback = jax.vjp(lambda e, w: token_readout(e, w, x, P, "quadratic", False, tiling), e, w)
         return value, pullback(c)
 
-    exported = jax.export.export(
-        jax.jit(jax.vmap(value_and_grads)),
-        platforms=["cuda"],
-        disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(triton)],
-    )(e, w, cotangent)
+    # jax ≥ 0.11's Pallas reads which GPU it lowers for from the abstract mesh when none is present
+    h200 = jax.sharding.AbstractDevice(device_kind="NVIDIA H200", num_cores=132, platform="cuda")
+    with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((1,), ("gpu",), abstract_device=h200)):
+        exported = jax.export.export(
+            jax.jit(jax.vmap(value_and_grads)),
+            platforms=["cuda"],
+            disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(triton)],
+        )(e, w, cotangent)
     kernels = 2 if one_backward else 3  # logits, ∂E (with ∂W's parts), or logits, ∂W, ∂E
     assert exported.mlir_module().count(f"custom_call @{triton}") == kernels
 
