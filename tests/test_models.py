@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import assert_token_layer_form_trains_the_same
 
 from grok.config import ModelConfig
 from grok.models import (
@@ -630,20 +631,11 @@ def test_sorted_pair_gradient_is_taken_on_a_gpu_for_large_groups_only(monkeypatc
 
 
 def test_engine_step_with_the_sorted_pair_gradient_trains_the_same_numbers(monkeypatch):
-    import grok
-    from benchmarks.bench_limits import engine_program
     from grok.models import _mlp
 
-    cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
-    fn, args = engine_program(cfg, steps=5, members=3)
-    want = jax.tree.leaves(fn(*args))
-    moved = [float(jnp.max(jnp.abs(w - p))) for w, p in zip(want, jax.tree.leaves(args[0].params), strict=True)]
-    assert min(moved) > 1e-4  # the steps train (a frozen run would match trivially)
-    monkeypatch.setattr(_mlp, "on_gpu", lambda: True)  # the GPU's forms of the token layer, on this CPU
-    monkeypatch.setattr(_mlp, "SORTED_GRADIENT_MIN_ELEMENTS", 1)
-    jax.clear_caches()
-    fn, args = engine_program(cfg, steps=5, members=3)
-    assert "indices_are_sorted=True" in str(jax.make_jaxpr(fn)(*args))
+    def sorted_everywhere():  # the GPU's forms of the token layer, on this CPU
+        monkeypatch.setattr(_mlp, "on_gpu", lambda: True)
+        monkeypatch.setattr(_mlp, "SORTED_GRADIENT_MIN_ELEMENTS", 1)
+
     # the layer is bit for bit the plain one (above); XLA may fuse the program around it differently
-    for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-6, atol=1e-7)
+    assert_token_layer_form_trains_the_same(sorted_everywhere, "indices_are_sorted=True", rtol=1e-6, atol=1e-7)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import assert_token_layer_form_trains_the_same
 
 from grok.models._common import activation
 from grok.models._token_kernel import TILING, Tiling, token_readout
@@ -132,21 +133,12 @@ def test_model_takes_the_fused_kernels_only_when_asked_on_a_gpu(monkeypatch):
 
 
 def test_engine_step_with_the_fused_kernels_trains_the_same_numbers(monkeypatch):
-    import grok
-    from benchmarks.bench_limits import engine_program
     from grok.models import _mlp
 
-    cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
-    fn, args = engine_program(cfg, steps=5, members=3)
-    want = jax.tree.leaves(fn(*args))
-    moved = [float(jnp.max(jnp.abs(w - p))) for w, p in zip(want, jax.tree.leaves(args[0].params), strict=True)]
-    assert min(moved) > 1e-4  # the steps train (a frozen run would match trivially)
-    monkeypatch.setattr(_mlp, "use_fused_token_kernel", lambda: True)  # interpreted on this CPU
-    jax.clear_caches()
-    fn, args = engine_program(cfg, steps=5, members=3)
-    assert "pallas_call" in str(jax.make_jaxpr(fn)(*args))
-    for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-5, atol=1e-6)
+    def fused():  # interpreted on this CPU
+        monkeypatch.setattr(_mlp, "use_fused_token_kernel", lambda: True)
+
+    assert_token_layer_form_trains_the_same(fused, "pallas_call", rtol=1e-5, atol=1e-6)
 
 
 def test_sharded_group_with_the_fused_kernels_trains_the_same_numbers(monkeypatch):
