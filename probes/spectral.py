@@ -4,6 +4,10 @@ exponent α of its empirical spectral density (docs/formulas.md §5.6).
 All functions are pure and jit/vmap-able and take one matrix W [N, M] (a tensor of more axes is
 read as [∏ leading axes, last axis]). The ESD is the eigenvalues of WᵀW, λ_i = σ_i² with σ the
 singular values of W, not normalized (as weightwatcher's default; α does not depend on the scale).
+A singular value at or below W's numerical-rank tolerance, max(N, M)·eps·σ_max (NumPy's
+`matrix_rank`), is the SVD's rounding noise, not spectrum: its eigenvalue is taken as 0. In float64
+(weightwatcher's precision) that never touches a fit; in float32 it keeps the noise of a low-rank
+matrix with a large norm (λ_max ≳ 10⁹) out of it.
 
 [MM] Martin & Mahoney, *Implicit self-regularization in deep neural networks*, JMLR 2021.
 [CSN] Clauset, Shalizi & Newman, *Power-law distributions in empirical data*, SIAM Review 2009.
@@ -45,7 +49,7 @@ MIN_EVALS = 20
 FIT_STATUS = {
     0: "fitted",
     1: "too few eigenvalues above the threshold",
-    2: "no candidate x_min: every tail of two or more eigenvalues is constant",
+    2: "no candidate x_min: every tail of two or more eigenvalues is constant (to rounding)",
     3: "non-finite weights",
 }
 # The empirical CDF the KS distance compares with at the j-th (0-based) of n tail points:
@@ -83,8 +87,16 @@ def singular_values(w: Array) -> Array:
 
 
 def esd(w: Array) -> Array:
-    """The empirical spectral density of W: eigenvalues of WᵀW, λ_i = σ_i², ascending [min(N, M)]."""
-    return jnp.sort(jnp.square(singular_values(w)))
+    """The empirical spectral density of W: eigenvalues of WᵀW, λ_i = σ_i², ascending [min(N, M)];
+    0 where σ_i is at or below the numerical-rank tolerance (`_esd_of`)."""
+    m = as_matrix(w)
+    return _esd_of(jnp.linalg.svd(m, compute_uv=False), m.shape)
+
+
+def _esd_of(sv: Array, shape: tuple[int, int]) -> Array:
+    """σ² ascending, with σ ≤ max(N, M)·eps·σ_max (rounding noise of the SVD) taken as 0."""
+    tolerance = max(shape) * jnp.finfo(sv.dtype).eps * jnp.max(sv)
+    return jnp.sort(jnp.where(sv > tolerance, jnp.square(sv), 0.0))
 
 
 def spectral_norm(w: Array) -> Array:
@@ -110,14 +122,24 @@ def _effective_rank(sv: Array) -> Array:
     return jnp.where(total > 0, jnp.exp(entropy), 0.0)
 
 
+def _guarded_singular_values(w: Array) -> tuple[Array, Array]:
+    """(σ of W, whether W is finite); the SVD runs on zeros when it is not, so LAPACK never sees a NaN."""
+    m = as_matrix(w)
+    finite = jnp.all(jnp.isfinite(m))
+    return jnp.linalg.svd(jnp.where(finite, m, 0.0), compute_uv=False), finite
+
+
 def stable_rank(w: Array) -> Array:
-    """‖W‖_F² / ‖W‖₂² = Σσ² / σ_max² (0 for W = 0)."""
-    return _stable_rank(singular_values(w))
+    """‖W‖_F² / ‖W‖₂² = Σσ² / σ_max² (0 for W = 0, NaN for a W with a non-finite entry)."""
+    sv, finite = _guarded_singular_values(w)
+    return jnp.where(finite, _stable_rank(sv), jnp.nan)
 
 
 def effective_rank(w: Array) -> Array:
-    """exp(H(p)) with p_i = σ_i / Σ_j σ_j and H the Shannon entropy [RV] (0 for W = 0)."""
-    return _effective_rank(singular_values(w))
+    """exp(H(p)) with p_i = σ_i / Σ_j σ_j and H the Shannon entropy [RV] (0 for W = 0, NaN for a W
+    with a non-finite entry)."""
+    sv, finite = _guarded_singular_values(w)
+    return jnp.where(finite, _effective_rank(sv), jnp.nan)
 
 
 def powerlaw_fit(
@@ -129,7 +151,9 @@ def powerlaw_fit(
 ) -> PowerLawFit:
     """Continuous power-law MLE with x_min chosen by the smallest KS distance [CSN] (formulas §5.6).
 
-    Every eigenvalue above `threshold` but the largest is a candidate x_min = λ_k; its tail is the
+    Every eigenvalue above `threshold` but the largest is a candidate x_min = λ_k, unless its tail
+    is constant to rounding (mean ln(λ/λ_k) within 16 ulps of ln λ_k: α there would only measure
+    rounding); its tail is the
     n_k ≥ 2 eigenvalues λ ≥ λ_k, α_k = 1 + n_k / Σ_tail ln(λ/λ_k), and D_k the KS distance between
     the tail's empirical CDF (convention `ks`) and F(x) = 1 − (x/λ_k)^(1−α_k). All candidates are
     evaluated at once as a masked [n, n] array (jit/vmap-able); the first smallest D_k wins.
@@ -148,7 +172,8 @@ def powerlaw_fit(
     n_k = (n - idx).astype(lam.dtype)  # tail size when x_min = λ_k
     tail_log_sum = jnp.cumsum(log[::-1])[::-1]  # Σ_{i ≥ k} ln λ_i
     spread = tail_log_sum - n_k * log  # Σ_tail ln(λ_i/λ_k) ≥ 0
-    candidate = valid & (idx <= n - 2) & (spread > 0)
+    rounding = 16 * jnp.finfo(lam.dtype).eps * jnp.maximum(1.0, jnp.abs(log))  # per eigenvalue, in ln λ
+    candidate = valid & (idx <= n - 2) & (spread > n_k * rounding)
     alpha = 1.0 + n_k / jnp.where(candidate, spread, 1.0)
 
     # KS distance of every candidate, as [k, i]: point i of the tail of candidate k
@@ -184,7 +209,7 @@ def powerlaw_fit(
 def htsr_alpha(w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "weightwatcher"):
     """HTSR α of W [MM]: the power-law fit (`powerlaw_fit`) of its ESD λ = σ² → `PowerLawFit`
     (α, x_min, KS distance, tail count, status)."""
-    return powerlaw_fit(esd(w), min_evals=min_evals, threshold=threshold, ks=ks)
+    return powerlaw_fit(esd(w), min_evals=min_evals, threshold=threshold, ks=ks)  # (noise σ² are 0 there)
 
 
 def esd_histogram(evals: Array, bins: int, threshold: float = EVAL_THRESHOLD) -> tuple[Array, Array]:
@@ -208,11 +233,10 @@ def spectral_summary(
     """Everything above from one SVD of W: `spectral_norm`, `frobenius_norm`, `stable_rank`,
     `effective_rank`, and the fit's `alpha`, `alpha_xmin`, `alpha_ks`, `alpha_tail`, `alpha_status`
     (a W with a non-finite entry: NaN everywhere and status 3)."""
-    m = as_matrix(w)
-    finite = jnp.all(jnp.isfinite(m))
-    sv = jnp.linalg.svd(jnp.where(finite, m, 0.0), compute_uv=False)  # LAPACK never sees a NaN
+    sv, finite = _guarded_singular_values(w)
     nan = jnp.asarray(jnp.nan, sv.dtype)
-    fit = powerlaw_fit(jnp.where(finite, jnp.square(sv), nan), min_evals=min_evals, threshold=threshold, ks=ks)
+    evals = jnp.where(finite, _esd_of(sv, as_matrix(w).shape), nan)
+    fit = powerlaw_fit(evals, min_evals=min_evals, threshold=threshold, ks=ks)
     return {
         "spectral_norm": jnp.where(finite, sv[0], nan),
         "frobenius_norm": jnp.where(finite, jnp.sqrt(jnp.sum(jnp.square(sv))), nan),

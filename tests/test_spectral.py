@@ -147,6 +147,43 @@ def test_non_finite_weights_give_nan_and_status_3():
     assert all(np.isnan(float(out[k])) for k in ("alpha", "spectral_norm", "stable_rank", "effective_rank"))
 
 
+def test_rounding_noise_of_a_low_rank_float32_matrix_is_not_fitted():
+    """Rank 10 in 300×200 with λ_max ~ 10¹¹: float32's SVD leaves ~150 noise σ² above 1e-5, which are
+    0 in the ESD (below max(N, M)·eps·σ_max), so there are 10 eigenvalues, too few to fit, as in float64."""
+    rng = np.random.default_rng(2)
+    w = 1e3 * (rng.normal(size=(300, 10)) @ rng.normal(size=(10, 200)))
+    raw = np.asarray(jnp.linalg.svd(jnp.asarray(w, jnp.float32), compute_uv=False)) ** 2
+    assert np.sum(raw > spectral.EVAL_THRESHOLD) > 100  # the noise the floor removes
+    for dtype in (jnp.float32, jnp.float64):
+        evals = np.asarray(spectral.esd(jnp.asarray(w, dtype)))
+        assert np.sum(evals > spectral.EVAL_THRESHOLD) == 10
+    assert int(spectral.spectral_summary(jnp.asarray(w, jnp.float32))["alpha_status"]) == 1
+    assert int(spectral.htsr_alpha(jnp.asarray(w, jnp.float32)).status) == 1
+
+
+def test_a_spectrum_flat_to_rounding_has_no_fit():
+    """An orthogonal matrix × 3: every σ² is 9 up to float32 rounding, so no tail is a power law (status 2),
+    where a test of `spread > 0` fitted α ~ 4·10⁶."""
+    q = np.linalg.qr(np.random.default_rng(3).normal(size=(64, 64)))[0]
+    fit = spectral.htsr_alpha(jnp.asarray(3 * q, jnp.float32))
+    assert int(fit.status) == 2 and np.isnan(float(fit.alpha))
+
+
+def test_ranks_of_non_finite_weights_are_nan():
+    w = jnp.asarray(_heavy_matrix(5)).at[1, 2].set(jnp.nan)
+    assert np.isnan(float(spectral.stable_rank(w))) and np.isnan(float(spectral.effective_rank(w)))
+
+
+def test_the_esd_figure_of_a_zero_matrix_draws_a_note():
+    from matplotlib.figure import Figure
+
+    from grok.plots.spectral import plot_esd_fit
+
+    ax = Figure().subplots()
+    assert int(plot_esd_fit(ax, spectral.esd(jnp.zeros((30, 30)))).status) == 1
+    assert "no eigenvalue" in ax.texts[0].get_text()
+
+
 def test_esd_histogram_matches_numpy():
     evals = np.concatenate([[0.0, 1e-7], _pareto(np.random.default_rng(2), 2.0, 200)])
     counts, span = spectral.esd_histogram(jnp.asarray(evals, jnp.float32), 12)

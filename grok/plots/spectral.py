@@ -15,11 +15,16 @@ from probes import spectral
 def plot_esd_fit(ax, evals, *, label: str = "", color=None, ks: str = "weightwatcher", bins: int = 40):
     """The ESD λ = σ² of one layer as a log-log density histogram (the eigenvalues above 1e-5), its
     fitted power law p(λ) ∝ λ^(−α) for λ ≥ x_min (dashed, scaled to the tail's share), and x_min
-    (dotted). Returns the fit (`probes.spectral.PowerLawFit`). `ks` is the rule choosing x_min; the
-    default is the `spectral` probe's (`train.spectral_ks`), so the figure draws the probe's fit."""
+    (dotted); with no eigenvalue above 1e-5, a note instead. Returns the fit
+    (`probes.spectral.PowerLawFit`). `ks` is the rule choosing x_min; the default is the
+    `spectral` probe's (`train.spectral_ks`), so the figure draws the probe's fit."""
     lam = np.sort(np.asarray(evals, np.float64).ravel())
+    fit = spectral.powerlaw_fit(lam, ks=ks)  # it leaves out the eigenvalues at or below 1e-5 itself
     lam = lam[lam > spectral.EVAL_THRESHOLD]
-    fit = spectral.powerlaw_fit(lam, ks=ks)
+    if lam.size == 0:  # nothing to draw (a zero matrix): the fit says why (status 1)
+        note = f"{label} no eigenvalue above {spectral.EVAL_THRESHOLD:g}"
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center")
+        return fit
     edges = np.logspace(np.log10(lam[0]), np.log10(lam[-1]), bins + 1)
     density, _ = np.histogram(lam, bins=edges, density=True)
     centres = np.sqrt(edges[:-1] * edges[1:])
