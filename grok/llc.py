@@ -32,7 +32,7 @@ from jax.extend.random import threefry_2x32
 from jax.sharding import PartitionSpec as P
 
 from grok import engine, posthoc, store
-from grok.errors import ConfigError
+from grok.errors import ConfigError, GrokWarning
 from grok.forward import loss_terms
 
 Array = jax.Array
@@ -53,7 +53,7 @@ FILE, SETTINGS_FILE = "llc.npz", "llc.json"
 class LLCSettings:
     """The sampler's options, checked on construction (`ConfigError` naming the option).
 
-    `step_size`: ε, a number or "auto"; `nbeta`: nβ, None = B / log B (devinterp's default);
+    `step_size`: ε, a number or "auto"; `nbeta`: nβ, None = B / log B (devinterp 1.x's default);
     `burnin`: None = draws // 4; `batch_size`: None = the full training set."""
 
     chains: int = 8
@@ -96,9 +96,14 @@ class LLCSettings:
         return n_train if self.batch_size is None else self.batch_size
 
     def nbeta_for(self, n_train: int) -> float:
-        """nβ: as given, or B / log B (devinterp's default, β* = 1/log n with n the batch size)."""
+        """nβ: as given, or B / log B (β* = 1/log n with n the batch size: devinterp 1.x's default,
+        its `default_nbeta` in 2.x), which needs B ≥ 2."""
         b = self.batch(n_train)
-        return float(self.nbeta) if self.nbeta is not None else b / math.log(b)
+        if self.nbeta is not None:
+            return float(self.nbeta)
+        if b < 2:
+            raise ConfigError("nbeta", None, f"a number > 0: the default B / log B needs B ≥ 2 examples, there are {b}")
+        return b / math.log(b)
 
 
 def _is_int(x: Any) -> bool:
@@ -197,9 +202,14 @@ def standard_normal_like(key, tree):
     return treedef.unflatten([z.reshape(x.shape).astype(x.dtype) for z, x in zip(parts, leaves, strict=True)])
 
 
+SHUFFLE_STREAM = 0xFFFFFFFF  # folded into a chain's key for its minibatch stream; draw t's noise folds in t
+
+
 def shuffle_key(key) -> Array:
-    """The key a chain's minibatch permutations come from (apart from its noise keys `fold_in(key, t)`)."""
-    return jax.random.split(key)[0]
+    """The key a chain's minibatch permutations come from: `fold_in(key, 2³² − 1)`, apart from every
+    noise key `split(fold_in(key, t))[1]` of a draw t < 2³² − 1. (Under JAX's partitionable Threefry
+    `split(k)[i]` is `fold_in(k, i)`, so a key split from `key` itself would be draw i's.)"""
+    return jax.random.fold_in(key, SHUFFLE_STREAM)
 
 
 class EpochShuffle(NamedTuple):
@@ -596,9 +606,36 @@ def llc(
         grid_acceptance=_nanmean(every.acceptance) if auto else np.zeros((*mean.shape, 0)),
         settings=dataclasses.asdict(settings) | {"nbeta": nb, "burnin": settings.n_burnin},
     )
+    _warn_if_unreliable(result, auto)
     if out is not None:
         result.save(out)
     return result
+
+
+def _warn_if_unreliable(result: LLCResult, auto: bool) -> None:
+    """A `GrokWarning` where λ̂ is NaN (every chain flagged) or, with a given ε and full batches, where
+    the chains' mean MALA acceptance is below `ACCEPT_MIN` (the auto rule would not have used that ε;
+    with minibatches the acceptance runs lower by construction, docs/formulas.md §8.1)."""
+    flagged = result.nonfinite | result.trending
+    every = flagged.all(-1)
+    if every.any():
+        warnings.warn(
+            f"λ̂ is NaN at {int(every.sum())} of {every.size} (member, step) pairs: every chain diverged or "
+            "trended there (`nonfinite`, `trending`); a smaller step_size, or step_size='auto', may help",
+            GrokWarning,
+            stacklevel=3,
+        )
+    if not auto and result.settings.get("batch_size") is None:
+        acc = _nanmean(np.where(flagged, np.nan, result.acceptance))
+        low = ~every & (acc < ACCEPT_MIN)
+        if low.any():
+            warnings.warn(
+                f"mean MALA acceptance below {ACCEPT_MIN} at {int(low.sum())} of {low.size} (member, step) pairs "
+                f"with step_size={float(result.step_size.flat[0]):g}: the chains may not sample the posterior; "
+                "step_size='auto' picks the largest ε that passes",
+                GrokWarning,
+                stacklevel=3,
+            )
 
 
 # --------------------------------------------------------------------------- calibration
@@ -656,6 +693,7 @@ def llc_calibrate(
         _check_positive("nbetas", b, "numbers > 0, finite")
     settings = LLCSettings(chains, draws, burnin, step_sizes[0], None, localization, batch_size, seed)
     inp = _inputs(run, steps)
+    settings.batch(inp.n_train)  # batch_size ≤ n_train, whether or not nβ is given
     nb = np.asarray(list(nbetas) if nbetas else [settings.nbeta_for(inp.n_train)], np.float64)
     eps = np.asarray(step_sizes, np.float64)
     n_b, n_e = len(nb), len(eps)

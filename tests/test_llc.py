@@ -3,6 +3,7 @@ the closed-form λ of reduced-rank regression, the estimate against it, reproduc
 
 import importlib
 import json
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -196,6 +197,22 @@ def test_minibatches_walk_one_permutation_per_epoch_across_chunks():
     assert not np.array_equal(np.sort(whole[0:4].ravel()), np.sort(whole[4:8].ravel()))  # reshuffled
 
 
+def test_a_chains_batch_keys_are_not_its_noise_keys():
+    """Epoch e's permutation key is never draw t's noise key (with `split(key)[0]` as the batch stream,
+    draw 0's noise key was epoch 1's under JAX's partitionable Threefry)."""
+    key = jax.random.key(7)
+    noise = {tuple(np.asarray(jax.random.key_data(jax.random.split(jax.random.fold_in(key, t))[1]))) for t in range(64)}
+    root = L.shuffle_key(key)
+    batches = {tuple(np.asarray(jax.random.key_data(jax.random.fold_in(root, e)))) for e in range(64)}
+    assert not noise & batches and len(noise) == len(batches) == 64
+
+
+def test_the_default_nbeta_needs_two_examples():
+    with pytest.raises(grok.ConfigError, match="nbeta"):
+        L.LLCSettings().nbeta_for(1)
+    assert L.LLCSettings(nbeta=3.0).nbeta_for(1) == 3.0
+
+
 def test_chain_flags_exclude_only_the_bad_chains():
     rng = np.random.default_rng(1)
     losses = 1.0 + 0.01 * rng.normal(size=(4, 200))
@@ -299,6 +316,7 @@ def test_calibration_shares_the_chains_of_llc_and_the_figures_draw(snap_run, tmp
     assert_png(save_calibration(cal, tmp_path / "cal.png"))
 
 
+@pytest.mark.filterwarnings("ignore::grok.errors.GrokWarning")  # 20 draws: λ̂ itself does not matter here
 def test_llc_saved_beside_the_run_and_reloaded_with_it(tmp_path):
     run = grok.train(teacher_config(steps=50), progress=False)  # no snapshots: the final parameters
     run.save(tmp_path / "run")
@@ -330,6 +348,28 @@ def test_llc_saved_beside_the_run_and_reloaded_with_it(tmp_path):
 def test_bad_options_are_refused_before_anything_compiles(snap_run, option, value, match):
     with pytest.raises(grok.ConfigError, match=match):
         grok.llc(snap_run, **(FAST | {option: value}))
+
+
+def test_calibration_refuses_a_batch_larger_than_the_training_set(snap_run):
+    with pytest.raises(grok.ConfigError, match="batch_size"):
+        grok.llc_calibrate(snap_run, step_sizes=[1e-4], nbetas=[5.0], chains=2, draws=8, batch_size=10_000)
+
+
+def test_an_unreliable_estimate_warns(snap_run):
+    import dataclasses
+
+    res = grok.llc(snap_run, **FAST)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        L._warn_if_unreliable(res, auto=False)  # the fast estimate is fine
+    with pytest.warns(grok.GrokWarning, match="λ̂ is NaN at 1 of"):
+        flagged = res.nonfinite.copy()
+        flagged[0, 0] = True
+        L._warn_if_unreliable(dataclasses.replace(res, nonfinite=flagged), auto=False)
+    with pytest.warns(grok.GrokWarning, match="acceptance below"):
+        L._warn_if_unreliable(dataclasses.replace(res, acceptance=np.full_like(res.acceptance, 0.3)), auto=False)
+    with pytest.warns(grok.GrokWarning, match="λ̂ is NaN"):  # diverging chains, end to end
+        grok.llc(snap_run, chains=2, draws=20, step_size=10.0)
 
 
 def test_bad_steps_name_the_nearest_snapshot(snap_run):
