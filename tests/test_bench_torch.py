@@ -10,7 +10,7 @@ import grok
 
 torch = pytest.importorskip("torch")
 
-from benchmarks.bench_torch import torch_problem, torch_trainer  # noqa: E402
+from benchmarks.bench_torch import torch_problem, torch_runner, torch_trainer  # noqa: E402
 
 
 def numpy_loss(cfg, net, x, labels):
@@ -36,13 +36,29 @@ def numpy_loss(cfg, net, x, labels):
 )
 def test_torch_step_is_the_engines_step(name, sets):
     cfg = grok.preset(name).override(**sets)
-    net, x, labels, loss_fn, opt = torch_problem(cfg)
-    assert x.shape == (cfg.n_train, 2) and tuple(net.readout.weight.shape) == (cfg.task.p, cfg.model.widths[-1])
+    prob = torch_problem(cfg)
+    net, x, labels, opt = prob.net, prob.x, prob.labels, prob.opt
+    p = cfg.task.p
+    assert x.shape == (cfg.n_train, 2) and tuple(net.readout.weight.shape) == (p, cfg.model.widths[-1])
+    pairs = torch.cat([x, prob.x_test]).numpy()
+    assert sorted(map(tuple, pairs)) == [(a, b) for a in range(p) for b in range(p)]  # every pair once
+    assert np.array_equal(torch.cat([labels, prob.labels_test]).numpy(), pairs.sum(axis=1) % p)
     with torch.no_grad():
-        loss = float(loss_fn(net(x)))
+        loss = float(prob.loss_fn(net(x), prob.target))
     assert loss == pytest.approx(numpy_loss(cfg, net, x, labels), rel=1e-5)
     o = cfg.optim
     d = opt.defaults
     assert (d["lr"], d["betas"], d["eps"], d["weight_decay"]) == (o.lr, (o.b1, o.b2), o.eps, o.weight_decay)
     train = torch_trainer(cfg, compiled=False)
     assert train(20) < loss  # it trains: full-batch AdamW lowers the training loss
+
+
+@pytest.mark.peers
+def test_torch_run_restarts_from_the_same_weights_and_evaluates_both_sets():
+    cfg = grok.preset("doshi-coexistence").override(**{"task.p": 13, "model.widths": [24]})
+    run = torch_runner(cfg, compiled=False)
+    first, again = run(20), run(20)
+    assert first == again  # the same initial weights and a fresh AdamW each call
+    start = run(0)
+    assert set(first) == {"train_loss", "train_acc", "test_loss", "test_acc"}
+    assert first["train_loss"] < start["train_loss"]
