@@ -19,14 +19,19 @@ def _is_prime(n: int) -> bool:
 
 def _check_split(fraction: float, n: int, what: str) -> None:
     """⌊f·n⌋ train examples must leave at least one train and one test example."""
-    n_train = math.floor(fraction * n)
+    n_train = tasks.count_of(fraction, n)
     if n_train < 1 or n_train >= n:
         raise ConfigError(
             "task.train_fraction", fraction, f"a fraction leaving at least one train and one test {what} of {n}"
         )
 
 
+MAX_MODULUS = 46340  # the largest p whose products of residues stay exact in int32 (46340² < 2³¹)
+
+
 def _check_modular(task) -> None:
+    if task.p > MAX_MODULUS:
+        raise ConfigError("task.p", task.p, f"an integer ≤ {MAX_MODULUS} (labels are computed in int32)")
     if task.op == "div" and not _is_prime(task.p):
         raise ConfigError("task.p", task.p, "a prime when task.op is 'div'")
     _check_split(task.train_fraction, task.n_pairs, "pair")

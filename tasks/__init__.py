@@ -9,10 +9,11 @@ config static, vmappable over `key` and ξ). grok registers them as task kinds
 """
 
 from tasks.dataset import (
-    COUNT_TOLERANCE,
+    COUNT_TOLERANCE_EPS,
     Dataset,
     TaskSpec,
     corrupt_labels,
+    count_of,
     dataset_from_split,
     dataset_from_table,
     n_corrupted,
@@ -33,7 +34,8 @@ from tasks.permutation import (
 from tasks.polynomial import build_polynomial, hermite_e, polynomial_spec, polynomial_target, project
 
 __all__ = [
-    "COUNT_TOLERANCE",
+    "COUNT_TOLERANCE_EPS",
+    "count_of",
     "MODULAR_OPS",
     "PERMUTATION_N",
     "PERMUTATION_OPS",

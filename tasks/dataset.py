@@ -7,14 +7,16 @@ them by `task.kind` in its task registry.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-# A product ξ·n_train that lies this close below an integer counts as that integer:
-# float32 cannot tell 0.57·100 from 56.99999… (relative error of ξ·n in float32 ≤ 1.2e-7).
-COUNT_TOLERANCE = 1e-6
+# A product f·n that lies within this many units of its dtype's eps, relative to f·n, of an integer
+# counts as that integer: floating point cannot tell 0.57·100 from 56.99999… (float32's ξ and its
+# product with n are each within eps/2 of exact).
+COUNT_TOLERANCE_EPS = 2
 
 
 class TaskSpec(NamedTuple):
@@ -53,16 +55,32 @@ def subkeys(key: jax.Array, n: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n, dtype=jnp.uint32))
 
 
+def count_of(fraction: float, n: int) -> int:
+    """⌊f·n⌋ of a static fraction (a train split's size), where f·n within `COUNT_TOLERANCE_EPS`
+    float64 eps (relative) of an integer counts as that integer: 0.57·100 is 57, not 56."""
+    product = fraction * n
+    nearest = round(product)
+    if abs(product - nearest) <= COUNT_TOLERANCE_EPS * float(jnp.finfo(jnp.float64).eps) * max(product, 1.0):
+        return int(nearest)
+    return math.floor(product)
+
+
 def n_corrupted(corrupt_fraction: jax.Array | float, n_train: int) -> jax.Array:
     """⌊ξ·n_train⌋ as a traced int32 [D], clipped to [0, n_train].
 
-    Within `COUNT_TOLERANCE`·(n_train + 1) below an integer counts as that integer, so
-    float32 rounding of ξ never drops an example (0.57·100 gives 57, not 56).
+    A product within `COUNT_TOLERANCE_EPS` eps of ξ's dtype (relative) of an integer counts as that
+    integer, so float32 rounding of ξ never drops an example (0.57·100 gives 57, not 56) and never
+    adds one: the snap is relative to ξ·n, not to n (at n = 466 560 an allowance of 10⁻⁶·n gave
+    ⌊0.123·n⌋ + 1). Above ~10⁶ examples float32 cannot hold ξ·n to within 1, so the count is
+    exact only to float32's precision there.
     """
     xi = jnp.asarray(corrupt_fraction)
     if not jnp.issubdtype(xi.dtype, jnp.floating):
         xi = xi.astype(jnp.float32)
-    count = jnp.floor(xi * n_train + COUNT_TOLERANCE * (n_train + 1))
+    product = xi * n_train
+    nearest = jnp.round(product)
+    close = jnp.abs(product - nearest) <= COUNT_TOLERANCE_EPS * jnp.finfo(xi.dtype).eps * jnp.maximum(product, 1.0)
+    count = jnp.where(close, nearest, jnp.floor(product))
     return jnp.clip(count, 0, n_train).astype(jnp.int32)
 
 

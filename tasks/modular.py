@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.dataset import Dataset, TaskSpec, dataset_from_table
+from tasks.dataset import Dataset, TaskSpec, count_of, dataset_from_table
 
 MODULAR_OPS = ("add", "sub", "mul", "div", "x2y2", "x2xyy2", "x3xy")
 
@@ -74,7 +74,7 @@ def all_pairs(p: int, op: str) -> tuple[np.ndarray, np.ndarray]:
 def modular_spec(task: Any) -> TaskSpec:
     """Static sizes: p classes, token pairs, ⌊f·N⌋ train pairs of N = p² (p(p − 1) for div)."""
     n_all = task.p * (task.p - 1) if task.op == "div" else task.p * task.p
-    n_train = math.floor(task.train_fraction * n_all)
+    n_train = count_of(task.train_fraction, n_all)
     return TaskSpec("modular", task.p, task.p, 2, n_train, n_all - n_train, n_all)
 
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.dataset import Dataset, TaskSpec, corrupt_labels, subkeys
+from tasks.dataset import Dataset, TaskSpec, corrupt_labels, count_of, subkeys
 
 # Up to 2**PERMUTE_MAX_BITS possible rows, sample them as a prefix of a permutation of all.
 PERMUTE_MAX_BITS = 20
@@ -77,7 +77,7 @@ def parity_label(bits: jax.Array, k: int) -> jax.Array:
 
 def parity_spec(task: Any) -> TaskSpec:
     """Static sizes: 2 classes, k + noise bits, ⌊f·S⌋ of the S samples for training."""
-    n_train = math.floor(task.train_fraction * task.parity_samples)
+    n_train = count_of(task.train_fraction, task.parity_samples)
     n_test = task.parity_samples - n_train
     return TaskSpec("parity", 2, 0, task.parity_k + task.parity_noise, n_train, n_test, n_test)
 

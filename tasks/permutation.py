@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks.dataset import Dataset, TaskSpec, dataset_from_table
+from tasks.dataset import Dataset, TaskSpec, count_of, dataset_from_table
 
 # x∘y, x∘y∘x⁻¹, x∘y⁻¹, x∘y∘x
 PERMUTATION_OPS = ("compose", "conjugate", "compose_inverse", "compose_aba")
@@ -75,7 +75,7 @@ def permutation_spec(task: Any) -> TaskSpec:
     n, _ = _options(task)
     m = math.factorial(n)
     n_all = m * m
-    n_train = math.floor(task.train_fraction * n_all)
+    n_train = count_of(task.train_fraction, n_all)
     return TaskSpec("permutation", m, m, 2, n_train, n_all - n_train, n_all)
 
 

@@ -210,6 +210,19 @@ def test_n_corrupted_counts() -> None:
     got = jax.jit(jax.vmap(lambda x: tasks.n_corrupted(x, 1000)))(xis)
     assert got.dtype == jnp.int32
     assert got.tolist() == [0, 100, 300, 700, 999, 1000]
+    # the snap to an integer is relative to ξ·n, not to n: 0.123·466 560 = 57 386.88 stays 57 386
+    assert int(tasks.n_corrupted(0.123, 466_560)) == 57_386
+    assert int(tasks.n_corrupted(0.57, 20_000)) == 11_400
+
+
+def test_split_sizes_count_a_whole_fraction_whole() -> None:
+    """⌊f·N⌋ where float64 makes 0.57·100 = 56.99999…: the split has 57 pairs, not 56."""
+    assert (tasks.count_of(0.57, 100), tasks.count_of(0.29, 100), tasks.count_of(0.5, 9)) == (57, 29, 4)
+    assert tasks.count_of(0.3, 9409) == 2822 and tasks.count_of(1 / 3, 10) == 3
+    cfg = Config().override(**{"task.p": 10, "task.train_fraction": 0.57})
+    assert cfg.n_train == 57
+    with pytest.raises(ConfigError, match="task.p"):
+        Config().override(**{"task.p": 46_341})
 
 
 @settings(max_examples=40, deadline=None)
