@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_png
 
 import grok
 from grok.cli import main
 from grok.datafrac import FractionPoint, data_fraction_figure, data_fraction_points, data_fraction_table, min_fraction
 from grok.sweep import SweepSpec
-from tests.helpers import assert_png
 
 
 def test_censored_members_count_as_never_not_dropped(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_png
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
@@ -20,7 +21,6 @@ from grok.phases import (
 )
 from grok.plots import phase as phase_plots
 from grok.sweep.report import phase_table
-from tests.helpers import assert_png
 
 
 @settings(max_examples=40, deadline=None)

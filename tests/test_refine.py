@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers import assert_png, run_command
 
 import grok
 from grok.cli import main
 from grok.errors import ConfigError
 from grok.sweep import SweepSpec
 from grok.sweep.refine import check_refine, load_refinement, numeric_axes
-from tests.helpers import assert_png, run_command
 
 # lr ∈ {1e-4, 1e-1} (log: a factor 1000) × weight decay {0, 1}: after 30 steps the train loss is
 # below 0.04 at lr 0.1 and not at 1e-4, so every lr line has one crossing
