@@ -29,7 +29,7 @@ from grok.errors import ConfigError
 from grok.losses import LOSS_KINDS
 from tasks.modular import MODULAR_OPS
 
-POLY_TARGETS = ("quadratic", "hermite")
+POLY_TARGETS = ("quadratic", "square", "hermite")
 INITS = ("torch", "normal", "doshi")
 ACTIVATIONS = ("relu", "quadratic", "gelu", "tanh", "linear")
 DTYPES = ("float16", "float32", "float64")

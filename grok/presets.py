@@ -63,9 +63,12 @@ def _doshi(
 KUMAR_LOG_POINTS = 150
 
 
-def _kumar(n_train: int, epsilon: float, lr_per_width: float, steps: int, width: int = 500, desc: str = "") -> Config:
+def _kumar(
+    n_train: int, epsilon: float, lr_per_width: float, steps: int, target: str, width: int = 500, desc: str = ""
+) -> Config:
+    """[K]'s α-net on a single-index target: ½z² in its Fig. 1, z² in its Fig. 3 (the authors' code)."""
     return Config(
-        task=TaskConfig(kind="polynomial", dim=100, n_train=n_train, n_test=1000, target="quadratic"),
+        task=TaskConfig(kind="polynomial", dim=100, n_train=n_train, n_test=1000, target=target),
         model=ModelConfig(kind="alpha_net", widths=(width,), alpha=1.0, epsilon=epsilon, centered=True, init="normal"),
         loss=LossConfig(kind="mse", dtype="float32"),
         optim=OptimConfig(kind="sgd", lr=lr_per_width * width, momentum=0.0),
@@ -314,11 +317,11 @@ _PRESETS: dict[str, tuple[str, Callable[[], Config]]] = {
     ),
     "kumar-fig1": (
         "[K] Fig 1: lazy→rich grokking on a quadratic single-index target (D=100, P=550)",
-        lambda: _kumar(550, 0.02, 1.0, 100_000),
+        lambda: _kumar(550, 0.02, 1.0, 100_000, "quadratic"),
     ),
     "kumar-fig3a": (
-        "[K] Fig 3a: α sweeps lazy (large α) to rich (small α); ε=0.25, P=450",
-        lambda: _kumar(450, 0.25, 0.5, 60_000),
+        "[K] Fig 3a: α sweeps lazy (large α) to rich (small α); ε=0.25, P=450, target z²",
+        lambda: _kumar(450, 0.25, 0.5, 60_000, "square"),
     ),
 }
 

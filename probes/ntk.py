@@ -175,14 +175,15 @@ def alpha_net_stats(W_NxD: Array) -> tuple[Array, Array]:
     return jnp.mean(W_NxD, axis=0), jnp.matmul(W_NxD.T, W_NxD, precision=HIGHEST) / n
 
 
-def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps) -> Array:
-    """Exact population test loss of the α-net on the quadratic single-index task [K, docs/formulas.md §5].
+def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps, target_scale=0.5) -> Array:
+    """Exact population test loss of the α-net on the single-index target y = c·z², c = `target_scale`
+    (½: "quadratic", 1: "square") [K, docs/formulas.md §5]. With B = 2c·ββᵀ:
 
-    L = ¼(|β|²/D − αε TrM/D)² + (1/2D²)‖αεM − ββᵀ‖²_F + (α²/D)|w̄|².
+    L = ¼(Tr B/D − αε TrM/D)² + (1/2D²)‖αεM − B‖²_F + (α²/D)|w̄|².
 
     Derivation. With φ(h) = h + (ε/2)h² and readouts 1, f(x) = (α/N) Σᵢ φ(wᵢ·x/√D)
-    = α w̄·x/√D + (αε/2D) xᵀMx, and y = ½(β·x/√D)² = (1/2D) xᵀββᵀx. So f − y = u·x + (1/2D) xᵀAx
-    with u = αw̄/√D and A = αεM − ββᵀ (symmetric). For x ~ N(0, I): E[(u·x)²] = |u|², the
+    = α w̄·x/√D + (αε/2D) xᵀMx, and y = c(β·x/√D)² = (1/2D) xᵀBx. So f − y = u·x + (1/2D) xᵀAx
+    with u = αw̄/√D and A = αεM − B (symmetric). For x ~ N(0, I): E[(u·x)²] = |u|², the
     cross term is an odd moment (0), and E[(xᵀAx)²] = (TrA)² + 2‖A‖²_F. Hence
     E[(f − y)²] = α²|w̄|²/D + (TrA)²/(4D²) + ‖A‖²_F/(2D²), which is the formula above term by term.
 
@@ -192,8 +193,9 @@ def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps) -> Arra
     Verified against a Monte-Carlo estimate in tests/test_probes.py.
     """
     d = beta.shape[0]
-    b2 = jnp.sum(beta * beta)
+    two_c = 2 * jnp.asarray(target_scale, M.dtype)
+    b2 = two_c * jnp.sum(beta * beta)
     trace_term = 0.25 * jnp.square(b2 / d - alpha * eps * jnp.trace(M) / d)
-    frob_term = jnp.sum(jnp.square(alpha * eps * M - jnp.outer(beta, beta))) / (2 * d * d)
+    frob_term = jnp.sum(jnp.square(alpha * eps * M - two_c * jnp.outer(beta, beta))) / (2 * d * d)
     mean_term = jnp.square(alpha) / d * jnp.sum(w_bar * w_bar)
     return trace_term + frob_term + mean_term

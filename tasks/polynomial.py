@@ -1,7 +1,7 @@
 """Single-index polynomial regression [K] (docs/formulas.md §2).
 
-x ~ N(0, I_D), β ~ N(0, I_D), z = β·x/√D; target y = ½z² ("quadratic") or He_k(z)
-("hermite", probabilists' Hermite polynomial of degree k).
+x ~ N(0, I_D), β ~ N(0, I_D), z = β·x/√D; target y = ½z² ("quadratic", [K]'s Fig. 1), z² ("square",
+the authors' code for Fig. 3) or He_k(z) ("hermite", probabilists' Hermite polynomial of degree k).
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ def hermite_e(z: jax.Array, degree: int) -> jax.Array:
     return cur
 
 
+# y = c·z² for these targets, by name
+QUADRATIC_SCALE = {"quadratic": 0.5, "square": 1.0}
+
+
 def polynomial_target(z: jax.Array, target: str = "quadratic", degree: int = 2) -> jax.Array:
-    """Target of the projection z = β·x/√D [K]: ½z² ("quadratic") or He_degree(z) ("hermite")."""
-    if target == "quadratic":
-        return 0.5 * z * z
+    """Target of the projection z = β·x/√D [K]: ½z² ("quadratic"), z² ("square") or He_degree(z) ("hermite")."""
+    if target in QUADRATIC_SCALE:
+        return QUADRATIC_SCALE[target] * z * z
     if target == "hermite":
         return hermite_e(z, degree)
-    raise ValueError(f"target must be 'quadratic' or 'hermite', got {target!r}")
+    raise ValueError(f"target must be 'quadratic', 'square' or 'hermite', got {target!r}")
 
 
 def project(x: jax.Array, beta: jax.Array) -> jax.Array:

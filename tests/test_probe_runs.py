@@ -24,6 +24,7 @@ import probes
 from grok.errors import ConfigError
 from grok.plots import run as run_plots
 from grok.store import RunDirError
+from tasks.polynomial import QUADRATIC_SCALE
 
 PROBE_NAMES_P = ("sc_fraction", "zero_terms", "nlm_cosine", "logit_norm")
 PROBE_NAMES_K = ("ntk_alignment", "kernel_distance", "param_distance", "kernel_test_mse", "theory_test_loss")
@@ -222,6 +223,7 @@ def test_grok_plot_draws_a_panel_for_each_unknown_scalar_metric(tmp_path, monkey
 
 # --------------------------------------------------------------------------- [K] lazy → rich, NTK
 K_SMALL = {
+    "task.target": "quadratic",  # ½z², on which these sizes groks within 3000 steps (the preset's Fig. 3 target is z²)
     "task.dim": 20,
     "task.n_train": 100,
     "task.n_test": 2000,
@@ -278,6 +280,21 @@ def test_alpha_net_groks_at_small_alpha_while_the_ntk_aligns(kumar_run):
     np.testing.assert_allclose(k0_mse, k0_mse[:, :1] * np.ones_like(k0_mse), rtol=1e-5)
 
 
+def test_fig3a_trains_on_z_squared_and_its_theory_loss_follows_the_test_loss():
+    """`kumar-fig3a`'s target is z² (the authors' Fig. 3 code); the exact population loss of §5.3 with
+    c = 1 agrees with the empirical test loss on 2000 points along a short run."""
+    cfg = grok.preset("kumar-fig3a").override(**(K_SMALL | {"task.target": "square", "train.steps": 300}))
+    assert grok.preset("kumar-fig3a").task.target == "square"
+    run = grok.train(cfg, progress=False)
+    data = run.dataset(0)
+    z = data.x_test @ data.beta / np.sqrt(cfg.task.dim)
+    np.testing.assert_allclose(data.y_test, np.square(z), rtol=1e-4, atol=1e-5)
+    h = run.history
+    on_ntk = np.isfinite(h["theory_test_loss"][0])
+    ratio = h["theory_test_loss"][0, on_ntk] / h["test_loss"][0, on_ntk]
+    assert on_ntk.sum() >= 3 and np.all(np.abs(ratio - 1) < 0.15), ratio
+
+
 @pytest.mark.slow
 def test_alpha_net_theory_loss_matches_empirical(kumar_run):
     h = kumar_run.history
@@ -290,7 +307,7 @@ def test_alpha_net_theory_loss_matches_empirical(kumar_run):
     for alpha in (1.0, 8.0):
         i = ALPHAS.index(alpha)
         model, beta = kumar_run.model(i), kumar_run.dataset(i).beta
-        y = 0.5 * jnp.square(x @ beta / np.sqrt(20))
+        y = QUADRATIC_SCALE[kumar_run.config.task.target] * jnp.square(x @ beta / np.sqrt(20))
         mc = float(jnp.mean(jnp.square(model(x) - y))) / alpha**2
         np.testing.assert_allclose(h["theory_test_loss"][i, -1], mc, rtol=0.03, err_msg=f"alpha={alpha}")
 

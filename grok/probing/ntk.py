@@ -17,17 +17,18 @@ import jax.numpy as jnp
 from grok.errors import ConfigError
 from grok.registry import MODELS, ProbeInputs, register_probe
 from probes import ntk
+from tasks.polynomial import QUADRATIC_SCALE
 
 Array = jax.Array
 
 
 def has_theory_loss(cfg) -> bool:
-    """The α-net's exact test loss applies: fixed unit readouts, the quadratic single-index target [K]."""
+    """The α-net's exact test loss applies: fixed unit readouts, a c·z² single-index target [K]."""
     return (
         cfg.model.kind == "alpha_net"
         and not cfg.model.train_readout
         and cfg.task.kind == "polynomial"
-        and cfg.task.target == "quadratic"
+        and cfg.task.target in QUADRATIC_SCALE
     )
 
 
@@ -94,7 +95,8 @@ def theory_test_loss(x: ProbeInputs) -> Array:
         w_bar0, m0 = ntk.alpha_net_stats(model.w0[...])
         w_bar, m = w_bar - w_bar0, m - m0
     alpha, eps = x.dyn["model.alpha"].astype(m.dtype), x.dyn["model.epsilon"].astype(m.dtype)
-    loss = ntk.alpha_net_test_loss(w_bar, m, x.data.beta.astype(m.dtype), alpha, eps)
+    scale = QUADRATIC_SCALE[x.config.task.target]
+    loss = ntk.alpha_net_test_loss(w_bar, m, x.data.beta.astype(m.dtype), alpha, eps, scale)
     return loss * _mse_scale(x.config, x.dyn, loss.dtype)
 
 
