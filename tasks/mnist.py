@@ -103,7 +103,15 @@ def mnist_arrays(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
         raise MnistFileError(f"no file given: task.mnist.path (the mnist presets read $GROK_MNIST) needs {WHERE}")
     if not os.path.exists(path):
         raise MnistFileError(f"{path} does not exist: task.mnist.path needs {WHERE}")
-    return _load(os.path.abspath(path), os.path.getmtime(path))
+    return _load(os.path.abspath(path), _newest_mtime(path))
+
+
+def _newest_mtime(path: str) -> float:
+    """The newest modification time of `path` and, for a directory, of the files in it: a file
+    rewritten in place inside an IDX directory leaves the directory's own time as it was."""
+    if not os.path.isdir(path):
+        return os.path.getmtime(path)
+    return max([os.path.getmtime(path)] + [e.stat().st_mtime for e in os.scandir(path) if e.is_file()])
 
 
 def mnist_spec(task: Any) -> TaskSpec:

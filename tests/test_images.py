@@ -124,6 +124,26 @@ def test_mnist_reads_idx_files_and_npz_alike(tmp_path, gz):
     np.testing.assert_array_equal(data.y_test, arrays["y_test"][:30])
 
 
+def test_an_idx_file_rewritten_in_place_is_read_again(tmp_path):
+    """The directory's own mtime does not change when a file inside it is overwritten; the cache key does."""
+    import os
+
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    first = _fake_mnist(np.random.default_rng(1))
+    for key, name in mnist.IDX_FILES.items():
+        _write_idx(idx / name, first[key], False)
+    np.testing.assert_array_equal(mnist.mnist_arrays(str(idx))[1], first["y_train"])
+    dir_time = os.stat(idx).st_mtime_ns
+    second = _fake_mnist(np.random.default_rng(2))
+    labels = idx / mnist.IDX_FILES["y_train"]
+    _write_idx(labels, second["y_train"], False)
+    later = os.stat(labels).st_mtime_ns + 10**9  # a clearly newer file time, whatever the clock's resolution
+    os.utime(labels, ns=(later, later))
+    assert os.stat(idx).st_mtime_ns == dir_time
+    np.testing.assert_array_equal(mnist.mnist_arrays(str(idx))[1], second["y_train"])
+
+
 def test_mnist_bad_files_are_one_line_config_errors(tmp_path):
     arrays = _fake_mnist(np.random.default_rng(1))
     with pytest.raises(grok.ConfigError, match=r"task.mnist.path: got ''.*no file given.*IDX files"):
