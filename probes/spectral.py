@@ -228,16 +228,26 @@ def esd_histogram(evals: Array, bins: int, threshold: float = EVAL_THRESHOLD) ->
 
 
 def spectral_summary(
-    w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "weightwatcher"
+    w: Array,
+    *,
+    min_evals: int = MIN_EVALS,
+    threshold: float = EVAL_THRESHOLD,
+    ks: str = "weightwatcher",
+    esd_bins: int = 0,
 ) -> dict[str, Array]:
     """Everything above from one SVD of W: `spectral_norm`, `frobenius_norm`, `stable_rank`,
     `effective_rank`, and the fit's `alpha`, `alpha_xmin`, `alpha_ks`, `alpha_tail`, `alpha_status`
-    (a W with a non-finite entry: NaN everywhere and status 3)."""
+    (a W with a non-finite entry: NaN everywhere and status 3); with `esd_bins` > 0 also
+    `esd_hist` and `esd_range` (`esd_histogram` of the same eigenvalues)."""
     sv, finite = _guarded_singular_values(w)
     nan = jnp.asarray(jnp.nan, sv.dtype)
     evals = jnp.where(finite, _esd_of(sv, as_matrix(w).shape), nan)
     fit = powerlaw_fit(evals, min_evals=min_evals, threshold=threshold, ks=ks)
-    return {
+    histogram = {}
+    if esd_bins:
+        counts, span = esd_histogram(evals, esd_bins, threshold)
+        histogram = {"esd_hist": counts, "esd_range": span}
+    return histogram | {
         "spectral_norm": jnp.where(finite, sv[0], nan),
         "frobenius_norm": jnp.where(finite, jnp.sqrt(jnp.sum(jnp.square(sv))), nan),
         "stable_rank": jnp.where(finite, _stable_rank(sv), nan),

@@ -55,11 +55,10 @@ def spectral_probe(x: ProbeInputs) -> dict[str, Array]:
     train = x.config.train
     out: dict[str, Array] = {}
     for name, w in weight_matrices(x.params).items():
-        summary = spectral.spectral_summary(w, min_evals=train.spectral_min_evals, ks=train.spectral_ks)
+        summary = spectral.spectral_summary(
+            w, min_evals=train.spectral_min_evals, ks=train.spectral_ks, esd_bins=train.spectral_esd_bins
+        )
         out |= {f"{metric}/{name}": value for metric, value in summary.items()}
-        if train.spectral_esd_bins:
-            counts, span = spectral.esd_histogram(spectral.esd(w), train.spectral_esd_bins)
-            out[f"esd_hist/{name}"], out[f"esd_range/{name}"] = counts, span
     return out
 
 
@@ -80,9 +79,10 @@ def _requires(cfg) -> str | None:
 
 
 def _memory(cfg, param_bytes: int) -> int:
-    """The fit's [n, n] candidate × tail arrays (a few of them) for the largest layer, in float32."""
+    """The fit's [n, n] candidate × tail arrays (a few of them) for the largest layer, in the
+    parameters' dtype or float32, whichever is wider."""
     n = max((min(shape) for shape in matrix_shapes(cfg).values()), default=0)
-    return 6 * n * n * 4
+    return 6 * n * n * max(param_bytes, 4)
 
 
 register_probe(
