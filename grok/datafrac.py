@@ -51,11 +51,29 @@ def operation_name(cfg) -> str:
     return t.kind
 
 
+# axes that `operation_name` already names (or that have no effect where it leaves them out)
+NAMED_BY_OPERATION = ("task.kind", "task.op", "task.p", "task.permutation.n", "task.permutation.op")
+
+
+def line_name(cfg, axes) -> str:
+    """A member's line: its operation, then every other sweep axis (fraction and seed aside) that has
+    an effect on it, as `name=value` ("add mod 23, optim.lr=0.001")."""
+    from grok.sweep.spec import _inert_reason
+
+    others = [
+        f"{name}={cfg.get(name)}"
+        for name in axes
+        if name not in ("task.train_fraction", "seed", *NAMED_BY_OPERATION) and _inert_reason(cfg, name) is None
+    ]
+    return ", ".join([operation_name(cfg), *others])
+
+
 def data_fraction_points(sw, threshold: float = 0.99) -> list[FractionPoint]:
-    """Every (operation, training fraction) of a sweep with its steps to `threshold` test accuracy per
-    seed. Members with the same operation, fraction and seed (an axis with no effect on some of them,
-    e.g. `task.op` for a permutation task) are counted once.
-    `pts = data_fraction_points(grok.load_sweep("runs/power"))`."""
+    """Every (line, training fraction) of a sweep with its steps to `threshold` test accuracy per seed.
+    A line is an operation and the values of the sweep's other axes that have an effect on it
+    (`line_name`): members that differ only in an axis with no effect on them (e.g. `task.op` for a
+    permutation task) are counted once, and members that differ in any other axis (a learning rate,
+    a step budget) are separate lines. `pts = data_fraction_points(grok.load_sweep("runs/power"))`."""
     if "task.train_fraction" not in sw.axes:
         raise ConfigError("sweep", str(sw.path), "a sweep with a task.train_fraction axis (the data fraction)")
     reached = steps_to_threshold(sw.history("test_acc"), sw.steps, threshold)  # [*axes, seeds]
@@ -64,9 +82,10 @@ def data_fraction_points(sw, threshold: float = 0.99) -> list[FractionPoint]:
     budget: dict[tuple, int] = {}
     for idx in np.ndindex(*sw.shape):
         cfg = sw.config(idx)
-        key = (operation_name(cfg), float(cfg.task.train_fraction))
-        seen.setdefault(key, {}).setdefault(cfg.seed, float(reached[idx]))
-        budget[key] = int(steps_field[idx])
+        key = (line_name(cfg, sw.axes), float(cfg.task.train_fraction))
+        if cfg.seed not in seen.setdefault(key, {}):
+            seen[key][cfg.seed] = float(reached[idx])
+            budget[key] = int(steps_field[idx])
     return [
         FractionPoint(op, f, np.asarray(list(v.values()), np.float64), budget[(op, f)])
         for (op, f), v in sorted(seen.items())
@@ -101,9 +120,10 @@ def min_fraction(points: list[FractionPoint]) -> dict[str, float]:
 
 
 def data_fraction_figure(points: list[FractionPoint], path: str | Path, threshold: float = 0.99) -> Path:
-    """Steps to `threshold` (log y) against the training fraction: per operation the median (line),
-    the min–max over seeds with censored members at the budget (band), and censored members as
-    triangles at the budget with their count. `data_fraction_figure(pts, "datafrac.png")`."""
+    """Steps to `threshold` (log y) against the training fraction: per line (`line_name`) the median
+    (the table's, censored members counted as never arriving, so at the budget when half or more are
+    censored), the min–max over seeds with censored members at the budget (band), and censored
+    members as triangles at the budget with their count. `data_fraction_figure(pts, "datafrac.png")`."""
     import matplotlib.pyplot as plt
 
     from grok.plots.base import save_figure
@@ -116,7 +136,7 @@ def data_fraction_figure(points: list[FractionPoint], path: str | Path, threshol
         color = plt.get_cmap("tab10")(i % 10)
         f = np.array([p.fraction for p in mine])
         at_budget = [np.where(np.isnan(p.steps), p.budget, p.steps) for p in mine]
-        med = np.array([np.median(s) for s in at_budget])
+        med = np.array([min(p.median, p.budget) for p in mine])  # the table's median (censored: ∞), at most the budget
         lo, hi = np.array([s.min() for s in at_budget]), np.array([s.max() for s in at_budget])
         ax.fill_between(f, lo, hi, color=color, alpha=0.2, lw=0)
         ax.plot(f, med, "-o", color=color, ms=4, label=op)

@@ -9,6 +9,7 @@ from helpers import assert_png
 
 import grok
 from grok.cli import main
+from grok.compare import steps_to_threshold
 from grok.datafrac import FractionPoint, data_fraction_figure, data_fraction_points, data_fraction_table, min_fraction
 from grok.sweep import SweepSpec
 
@@ -56,6 +57,42 @@ def test_sweep_points_dedupe_inert_axes_and_cli(tmp_path, capsys):
     assert main(["datafrac", str(tmp_path / "s")]) == 0
     assert "S3 compose" in capsys.readouterr().out and (tmp_path / "s" / "datafrac.png").is_file()
     assert main(["datafrac", str(tmp_path / "s"), "--threshold", "1.5"]) == 2
+
+
+def test_another_axis_makes_its_own_lines(tmp_path):
+    """A learning-rate axis beside the fraction: one line per lr, each with its own members' steps
+    (before, the first lr's members stood for both and the other's vanished)."""
+    spec = {
+        "preset": "doshi-coexistence",
+        "seeds": [0],
+        "set": {"task.p": 7, "model.widths": [16], "train.steps": 60, "train.log_every": 10},
+        "axes": {"task.train_fraction": [0.5, 0.9], "optim.lr": [1e-4, 0.1]},
+    }
+    sw = grok.sweep(spec, tmp_path / "s", progress=False)
+    pts = data_fraction_points(sw, 0.5)
+    assert sorted({p.operation for p in pts}) == ["add mod 7, optim.lr=0.0001", "add mod 7, optim.lr=0.1"]
+    reached = steps_to_threshold(sw.history("test_acc"), sw.steps, 0.5)  # [fraction, lr, seed]
+    for p in pts:
+        i = [0.5, 0.9].index(p.fraction)
+        j = 0 if p.operation.endswith("0.0001") else 1
+        np.testing.assert_array_equal(p.steps, reached[i, j])
+
+
+def test_the_figure_draws_the_tables_median(tmp_path, monkeypatch):
+    """Half the seeds censored: the table's median is censored, and so is the line (at the budget)."""
+    import matplotlib.axes
+
+    drawn = []
+    plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, *a, **k: drawn.append(a) or plot(ax, *a, **k))
+    pts = [
+        FractionPoint("add mod 23", 0.5, np.array([100.0, np.nan]), 1000),
+        FractionPoint("add mod 23", 0.7, np.array([100.0, 200.0]), 1000),
+    ]
+    assert np.isinf(pts[0].median)
+    data_fraction_figure(pts, tmp_path / "d.png")
+    line = next(a for a in drawn if len(a) == 3 and a[2] == "-o")
+    np.testing.assert_array_equal(line[1], [1000.0, 150.0])
 
 
 def test_presets_validate():
