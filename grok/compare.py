@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from grok.errors import ConfigError
+from grok.phases import ACC_ATOL
 
 
 def steps_to_threshold(acc: np.ndarray, steps: np.ndarray, threshold: float = 0.9) -> np.ndarray:
-    """The first logged step with `acc >= threshold` along the last axis; NaN where never reached."""
+    """The first logged step with `acc >= threshold` (less `ACC_ATOL`, so that 90% stored as float32
+    counts as 0.9) along the last axis; NaN where never reached."""
     acc = np.asarray(acc, np.float64)
-    hit = acc >= threshold
+    hit = acc >= threshold - ACC_ATOL
     first = np.argmax(hit, axis=-1)
     out = np.asarray(steps, np.float64)[first]
     return np.where(hit.any(axis=-1), out, np.nan)

@@ -17,7 +17,9 @@ Where [D] is ambiguous (docs/formulas.md §6.1) we decide:
   now memorizes, train ≥ t, is memorization, not forgetting);
 - if 1.05 − ξ > t (ξ < 0.15) the partial-inversion band is empty: test ≥ t with train < t is
   full inversion (train < t < 1.05 − ξ);
-- NaN accuracies (diverged runs) compare as "below" every bound;
+- NaN accuracies compare as "below" every bound; a diverged member (the engine froze it at its
+  last finite parameters and flags it, `diverged` = 1) is not classified at all: a sweep labels it
+  `DIVERGED`, which a cell's majority leaves out like a missing member;
 - every comparison allows an absolute slack `atol` (default 1e-7) so that float rounding
   cannot flip a boundary: 1.05 − 0.35 is 0.7000000000000001 in float64 and 0.9 stored as
   float32 is 0.89999998; accuracies are ratios of counts, coarser than 1e-7 for any set
@@ -29,10 +31,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+# The slack an accuracy comparison allows for rounding (see the module docstring)
+ACC_ATOL = 1e-7
+
 PHASES = ("coexistence", "partial_inversion", "full_inversion", "memorization", "forgetting", "confusion")
 # "doshi": [D]'s rule on total train accuracy (classify_phase, the default); "corrupted_subset":
 # the sharper rule on the corrupted subset's accuracies (classify_phase_corrupted, §7.3)
 PHASE_RULES = ("doshi", "corrupted_subset")
+# The label of a member whose training diverged (not a phase: its accuracies are those it was frozen at)
+DIVERGED = "diverged"
 
 
 def classify_phase(
@@ -42,7 +49,7 @@ def classify_phase(
     corrupt_fraction: ArrayLike,
     threshold: float = 0.9,
     *,
-    atol: float = 1e-7,
+    atol: float = ACC_ATOL,
 ) -> np.ndarray:
     """Phase name per member [D, §6]; arguments broadcast together, result is a str array."""
     train, test, max_test, xi = np.broadcast_arrays(
@@ -73,7 +80,7 @@ def classify_phase_corrupted(
     max_test_acc: ArrayLike,
     threshold: float = 0.9,
     *,
-    atol: float = 1e-7,
+    atol: float = ACC_ATOL,
 ) -> np.ndarray:
     """Phase name per member by the corrupted subset (docs/formulas.md §7.3); str array.
 
@@ -113,13 +120,16 @@ def majority_phase(phase: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """(majority phase, agreement fraction) over the last axis (the seeds).
 
     Ties go to the phase that comes first in `PHASES`; entries that are not phases ("missing",
-    "") are ignored, and a cell without any is "missing" with agreement 0.
+    `DIVERGED`, "") are ignored; a cell without any is `DIVERGED` if one of its members diverged,
+    else "missing", with agreement 0.
     `major, agree = majority_phase(sw.phase)`.
     """
     counts = phase_counts(phase)
     present = counts.sum(axis=-1)
     best = np.argmax(counts, axis=-1)  # first maximum: PHASES order breaks ties
-    majority = np.where(present > 0, np.asarray(PHASES, dtype=object)[best], "missing").astype(str)
+    diverged = np.any(np.asarray(phase).astype(str) == DIVERGED, axis=-1)
+    none = np.where(diverged, DIVERGED, "missing")
+    majority = np.where(present > 0, np.asarray(PHASES, dtype=object)[best], none).astype(str)
     top = np.take_along_axis(counts, best[..., None], -1)[..., 0]
     return majority, np.where(present > 0, top / np.maximum(present, 1), 0.0).astype(np.float64)
 
@@ -165,7 +175,8 @@ def phase_summary(phase: ArrayLike, z: float = 1.959963984540054) -> dict[str, n
 def first_crossing(steps: ArrayLike, curve: ArrayLike, threshold: ArrayLike, mode: str = "above") -> np.ndarray | float:
     """First step at which `curve[..., T]` crosses `threshold` (NaN if never).
 
-    mode "above": curve ≥ threshold (accuracy); "below": curve < threshold (loss).
+    mode "above": curve ≥ threshold − `ACC_ATOL` (accuracy: 90% stored as float32 is 0.89999998, and
+    counts as 0.9 here as in the phase rule); "below": curve < threshold (loss).
     `threshold` is a scalar or one value per leading index of `curve`.
     """
     steps = np.asarray(steps, dtype=np.float64)
@@ -174,7 +185,7 @@ def first_crossing(steps: ArrayLike, curve: ArrayLike, threshold: ArrayLike, mod
     if steps.ndim != 1 or curve.shape[-1:] != steps.shape:
         raise ValueError(f"curve shape {curve.shape} must end with the steps length {steps.shape}")
     if mode == "above":
-        hit = curve >= thr
+        hit = curve >= thr - ACC_ATOL
     elif mode == "below":
         hit = curve < thr
     else:

@@ -139,3 +139,22 @@ def test_progress_phase_record_is_json_with_none_for_never():
     }
     assert json.loads(json.dumps(record)) == record
     assert all(type(v) is int for v in record["cleanup"][:1])
+
+
+def test_a_float32_accuracy_of_exactly_90_percent_crosses_0_9():
+    """90% stored as float32 is 0.89999998: it reaches 0.9 for the delay as it does for the phase rule."""
+    from grok.compare import steps_to_threshold
+
+    curve = np.asarray([0.5, np.float32(0.9)], np.float64)
+    assert curve[1] < 0.9
+    assert first_crossing(np.asarray([0, 10]), curve, 0.9) == 10
+    assert steps_to_threshold(curve, np.asarray([0, 10]), 0.9) == 10
+    assert np.isnan(first_crossing(np.asarray([0, 10]), np.asarray([0.5, 0.8999]), 0.9))
+
+
+def test_a_diverged_member_is_left_out_of_its_cells_majority():
+    from grok.phases import DIVERGED, majority_phase
+
+    cells = [[DIVERGED, DIVERGED], [DIVERGED, "memorization"], ["missing", "missing"]]
+    major, agree = majority_phase(np.asarray(cells))
+    assert major.tolist() == [DIVERGED, "memorization", "missing"] and agree.tolist() == [0.0, 1.0, 0.0]

@@ -3,6 +3,7 @@ refined points equal to the members trained alone, resume after a lost batch, er
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -14,6 +15,8 @@ from grok.cli import main
 from grok.errors import ConfigError
 from grok.sweep import SweepSpec
 from grok.sweep.refine import check_refine, load_refinement, numeric_axes
+
+refine_module = importlib.import_module("grok.sweep.refine")  # the module (grok.refine is the function)
 
 # lr ∈ {1e-4, 1e-1} (log: a factor 1000) × weight decay {0, 1}: after 30 steps the train loss is
 # below 0.04 at lr 0.1 and not at 1e-4, so every lr line has one crossing
@@ -32,8 +35,18 @@ def test_axes_kinds_and_bad_requests_before_anything_runs(tmp_path, capsys):
     with pytest.raises(ConfigError, match="--refine: got 0"):
         check_refine(spec, 0)
     strings = SweepSpec.parse({**SPEC, "axes": {"task.op": ["add", "sub"]}})
-    with pytest.raises(ConfigError, match="a numeric axis of two or more values"):
+    with pytest.raises(ConfigError, match="an axis of two or more real values"):
         check_refine(strings, 2)
+    # an integer field has no midpoints: refused before the grid trains, not after
+    unset = {k: v for k, v in SPEC["set"].items() if k != "train.steps"}
+    steps = SweepSpec.parse({**SPEC, "set": unset, "axes": {"train.steps": [20, 40]}})
+    assert numeric_axes(steps) == ([], [])
+    with pytest.raises(ConfigError, match="not integers"):
+        check_refine(steps, 1)
+    whole = SweepSpec.parse({**SPEC, "axes": {"optim.weight_decay": [0, 1]}})  # a float field written as ints
+    assert numeric_axes(whole)[0] == ["optim.weight_decay"]
+    with pytest.raises(ConfigError, match="--refine-metric: got 'train_loss_typo'"):  # before the grid too
+        check_refine(spec, 1, metric="train_loss_typo", threshold=0.1)
     with pytest.raises(ConfigError, match="--rule"):
         check_refine(spec, 2, rule="paper")
     poly = SweepSpec.parse({"preset": "kumar-fig1", "axes": {"optim.lr": [0.1, 1.0]}})
@@ -51,8 +64,27 @@ def test_axes_kinds_and_bad_requests_before_anything_runs(tmp_path, capsys):
     strings = tmp_path / "strings.toml"
     strings.write_text('preset = "doshi-coexistence"\n[axes]\n"task.op" = ["add", "sub"]\n')
     assert main(["sweep", str(strings), "--out", str(tmp_path / "s"), "--refine", "1"]) == 2
-    assert "numeric axis" in capsys.readouterr().err
+    assert "real values" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_values_keep_12_significant_digits_and_points_are_labelled_as_grid_cells():
+    """Axis values as keys keep 12 significant digits (1e-16 and 1e-14 were both 0.0 at 12 decimals);
+    a refined point's metric label is the grid's rule, the seed mean (NaN seeds left out) ≥ threshold."""
+    assert refine_module._key(1e-16) != refine_module._key(1e-14) and refine_module._key(0.1 + 0.2) == 0.3
+    label = ("metric", "test_acc", 0.9)
+    assert refine_module._point_label(np.array([0.0, 0.95, 0.95]), label) == "below"  # mean 0.63, not a majority
+    assert refine_module._point_label(np.array([np.nan, 0.95]), label) == "above"
+
+
+def test_a_points_label_counts_every_seed_across_batches(tmp_path, monkeypatch):
+    """Three seeds in batches of two: each refined point is labelled once, from all three seeds."""
+    seen = []
+    label_of = refine_module._point_label
+    monkeypatch.setattr(refine_module, "_point_label", lambda per, lab: seen.append(len(per)) or label_of(per, lab))
+    spec = {**SPEC, "seeds": [0, 1, 2], "max_members_per_program": 2}
+    grok.refine(spec, tmp_path / "r", 1, metric="train_loss", threshold=THRESHOLD, progress=False)
+    assert seen and set(seen) == {3}
 
 
 @pytest.mark.slow

@@ -488,3 +488,24 @@ def test_bad_precompile_setting_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(grok.ConfigError, match=r"GROK_PRECOMPILE: got 'yes'; allowed: 1 .*, 0 .*, or unset"):
         sweep(spec_dict(), tmp_path / "s", progress=False)
     assert not (tmp_path / "s").exists()  # refused before anything is written
+
+
+def test_a_diverged_member_is_labelled_diverged_not_a_phase(tmp_path):
+    spec = {
+        "preset": "doshi-coexistence",
+        "seeds": [0],
+        "set": {"task.p": 7, "model.widths": [16], "train.steps": 20, "train.log_every": 10},
+        "axes": {"optim.lr": [0.01, 1e8]},
+    }
+    sw = sweep(spec, tmp_path / "s", progress=False)
+    assert sw.metric("diverged")[:, 0].tolist() == [0, 1]
+    phases = sw.phases()
+    assert phases[0, 0] in PHASES and phases[1, 0] == "diverged"
+    assert sw.phase_summary()["majority"].tolist()[1] == "diverged"
+    assert phase_plots.phase_diagram(sw, tmp_path / "p.png").stat().st_size > 0  # drawn dark grey, in the legend
+
+
+def test_an_overflowing_logspace_axis_is_one_clear_error(recwarn):
+    with pytest.raises(grok.ConfigError, match="finite"):
+        SweepSpec.parse({"preset": "doshi-coexistence", "axes": {"optim.lr": {"logspace": [-3, 1000, 2]}}})
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]

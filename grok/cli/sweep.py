@@ -89,7 +89,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     sw = sweep(spec, args.out, progress=not args.quiet)
     if sw.classification.any():
-        counts = Counter(sw.phase.ravel().tolist())
+        counts = Counter(sw.phases(args.rule).ravel().tolist())
         print("phases: " + ", ".join(f"{k}={v}" for k, v in counts.most_common()))
     print(f"saved to {args.out}  (draw it: grok phase {args.out})")
     return 0

@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from grok.errors import ConfigError
-from grok.phases import PHASES, majority_phase, phase_counts
+from grok.phases import DIVERGED, PHASES, majority_phase, phase_counts
 from grok.plots.base import figure_title, save_figure
 
 PHASE_COLORS = {
@@ -32,6 +32,7 @@ PHASE_COLORS = {
     "forgetting": "#ff9f1c",
     "confusion": "#8c8c8c",
 }
+DIVERGED_COLOR = "#404040"  # a cell whose every seed diverged
 MISSING_COLOR = "#ffffff"
 DERIVED = ("grokking_delay",)
 
@@ -187,6 +188,7 @@ def phase_diagram(
         rgb = np.ones(majority.shape[1:] + (3,))
         for name, color in PHASE_COLORS.items():
             rgb[majority[p] == name] = matplotlib.colors.to_rgb(color)
+        rgb[majority[p] == DIVERGED] = matplotlib.colors.to_rgb(DIVERGED_COLOR)
         ax.imshow(rgb, origin="lower", aspect="auto", interpolation="nearest")
         ny, nx = majority.shape[1:]
         for iy in range(ny):
@@ -215,6 +217,8 @@ def phase_diagram(
             ax.set_title(_title(panel, values[panel][p]), fontsize=9)
     shown = [n for n in PHASES if np.any(counts[..., PHASES.index(n)] > 0)] or list(PHASES)
     handles = [Patch(facecolor=PHASE_COLORS[n], label=n.replace("_", " ")) for n in shown]
+    if np.any(majority == DIVERGED):
+        handles.append(Patch(facecolor=DIVERGED_COLOR, label="every seed diverged"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
     how = "" if rule == "doshi" else f", rule {rule}"
     suffix = f"{n_seeds} seeds{how}; striped = seeds disagree (k/n: the majority)" if n_seeds > 1 else f"1 seed{how}"

@@ -18,6 +18,7 @@ import itertools
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,11 @@ import numpy as np
 
 from grok import engine, store
 from grok.errors import ConfigError
-from grok.phases import PHASE_RULES, classify_phase, classify_phase_corrupted, majority_phase
+from grok.phases import DIVERGED, PHASE_RULES, classify_phase, classify_phase_corrupted, majority_phase
 from grok.run import Run
 from grok.store import RunDirError
 from grok.sweep.results import Sweep
-from grok.sweep.spec import SweepSpec, _jsonable
+from grok.sweep.spec import SweepSpec, _field_type, _jsonable
 
 REFINE_DIR = "refine"
 
@@ -96,15 +97,21 @@ def _lines(ref: Refinement):
 
 
 def _key(v: Any) -> Any:
-    return round(float(v), 12) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+    """A value as a dictionary key: numbers to 12 significant digits (as `_midpoint` writes them), so
+    that 1e-16 and 1e-14 stay apart; anything else as text."""
+    return float(f"{float(v):.12g}") if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
 
 
 def numeric_axes(spec: SweepSpec) -> tuple[list[str], list[str]]:
-    """(axes refinement can bisect: all values real numbers, two or more; those among them that are
-    logarithmic: positive values in a geometric progression (or two values a factor ≥ 10 apart))."""
+    """(axes refinement can bisect: fields that hold real numbers (not integer fields such as
+    `train.steps` or `task.p`, where a midpoint is no value), two or more values; those among them
+    that are logarithmic: positive values in a geometric progression (or two values a factor ≥ 10
+    apart))."""
     numeric, log = [], []
     for name, values in spec.axes.items():
         if len(values) < 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            continue
+        if name != "seed" and _field_type(name) in ("int", "int | None"):
             continue
         numeric.append(name)
         v = np.sort(np.asarray(values, dtype=np.float64))
@@ -125,9 +132,13 @@ def check_refine(
     numeric, log = numeric_axes(spec)
     if not numeric:
         axes = ", ".join(f"{n}[{len(v)}]" for n, v in spec.axes.items()) or "none"
-        raise ConfigError("--refine", rounds, f"a sweep with a numeric axis of two or more values (its axes: {axes})")
+        raise ConfigError(
+            "--refine", rounds, f"a sweep with an axis of two or more real values, not integers (its axes: {axes})"
+        )
     if (metric is None) != (threshold is None):
         raise ConfigError("--refine-metric", metric, "a metric and a threshold together")
+    if metric is not None:
+        _check_metric_name(spec, metric)
     if metric is None:
         if rule not in PHASE_RULES:
             raise ConfigError("--rule", rule, "one of " + ", ".join(PHASE_RULES))
@@ -136,26 +147,53 @@ def check_refine(
     return numeric, log
 
 
+def _check_metric_name(spec: SweepSpec, metric: str) -> None:
+    """A `--refine-metric` name the sweep will record, checked before the grid trains: the engine's
+    metrics and those its probes declare (a probe that declares none defers the check to after the
+    grid, where the recorded names are known)."""
+    from grok.probing import BASE_METRICS
+    from grok.registry import PROBES
+
+    names, prefixes = set(BASE_METRICS) - {"step"}, set()
+    for group in spec.groups():
+        for probe in group.config.train.probes:
+            declared = PROBES.get(probe, "train.probes").metrics
+            if not declared:
+                return
+            for m in declared:
+                (prefixes.add(m) if m.endswith("/") else names.add(m))
+    if metric in names or any(metric.startswith(p) for p in prefixes):
+        return
+    allowed = ", ".join(sorted(names) + sorted(f"{p}<layer>" for p in prefixes))
+    raise ConfigError("--refine-metric", metric, f"a final metric of the sweep: {allowed}")
+
+
 def _label_of_members(history: Mapping[str, np.ndarray], xi: np.ndarray, label: tuple) -> np.ndarray:
     """Per member of a run: its phase, or 'above'/'below' the metric threshold."""
     kind = label[0]
     if kind == "metric":
-        _, metric, threshold = label
-        return np.where(np.asarray(history[metric])[:, -1] >= threshold, "above", "below")
+        return np.asarray(history[label[1]], dtype=np.float64)[:, -1]
     final = {k: np.asarray(v)[:, -1] for k, v in history.items() if k != "step"}
     with np.errstate(invalid="ignore"):
         hist = np.asarray(history["test_acc"])
         best = np.max(np.where(np.isnan(hist), -np.inf, hist), axis=-1)
     if label[1] == "doshi":
-        return classify_phase(final["train_acc"], final["test_acc"], best, xi)
-    c, m, v = final["train_acc_clean"], final["train_acc_corrupted"], final["corrupted_true_acc"]
-    return classify_phase_corrupted(c, m, v, final["test_acc"], best)
+        phase = classify_phase(final["train_acc"], final["test_acc"], best, xi)
+    else:
+        c, m, v = final["train_acc_clean"], final["train_acc_corrupted"], final["corrupted_true_acc"]
+        phase = classify_phase_corrupted(c, m, v, final["test_acc"], best)
+    return np.where(final["diverged"] > 0, DIVERGED, phase.astype(object)).astype(str)
 
 
 def _point_label(per_seed: np.ndarray, label: tuple) -> str:
+    """A point's label from all of its seeds: the majority phase, or whether the seed mean of the
+    metric (NaN seeds left out) is ≥ the threshold, the rule of the grid's points (`_grid_labels`)."""
     if label[0] == "metric":
-        return "above" if np.mean(per_seed == "above") > 0.5 else "below"
-    return str(majority_phase(per_seed[None])[0][0])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(np.asarray(per_seed, dtype=np.float64))
+        return "above" if mean >= label[2] else "below"
+    return str(majority_phase(np.asarray(per_seed)[None])[0][0])
 
 
 def _grid_labels(sw: Sweep, label: tuple) -> np.ndarray:
@@ -199,7 +237,7 @@ def _run_round(
     groups: dict[tuple, list[int]] = {}
     for i, p in enumerate(points):
         groups.setdefault(tuple(_key(p[a]) for a in static), []).append(i)
-    labels: list[str] = [""] * len(points)
+    per_point: dict[int, list] = {}  # every seed's label (or metric) of a point, across batches
     for g, idx in enumerate(groups.values()):
         gcfg = spec.base.override(**{a: points[idx[0]][a] for a in static})
         members = [(i, {a: points[i][a] for a in spec.dynamic_axes()} | {"seed": s}) for i in idx for s in spec.seeds]
@@ -224,10 +262,9 @@ def _run_round(
             history = store.read_npz(path / "history.npz")
             xi = np.asarray([gcfg.override(**o).task.corrupt_fraction for o in overrides])
             member_labels = _label_of_members(history, xi, label)
-            for i in dict.fromkeys(i for i, _ in chunk):
-                rows = [j for j, (k, _) in enumerate(chunk) if k == i]
-                labels[i] = _point_label(member_labels[rows], label)
-    return labels
+            for j, (i, _) in enumerate(chunk):
+                per_point.setdefault(i, []).append(member_labels[j])
+    return [_point_label(np.asarray(per_point[i]), label) for i in range(len(points))]
 
 
 def refine(

@@ -12,6 +12,7 @@ from grok.config import Config
 from grok.errors import ConfigError
 from grok.history import MetricNotRecorded, missing_metric_message
 from grok.phases import (
+    DIVERGED,
     PHASE_RULES,
     classify_phase,
     classify_phase_corrupted,
@@ -240,7 +241,8 @@ class Sweep:
 
     def phases(self, rule: str = "doshi") -> np.ndarray:
         """Phase per member, `[*axes, seeds]`, by `rule`: "doshi" ([D], docs/formulas.md §6.1) or
-        "corrupted_subset" (the corrupted subset's accuracies, §7.3). `sw.phases("corrupted_subset")`."""
+        "corrupted_subset" (the corrupted subset's accuracies, §7.3); "diverged" for a member whose
+        training diverged. `sw.phases("corrupted_subset")`."""
         if rule not in PHASE_RULES:
             raise ConfigError("rule", rule, "one of " + ", ".join(PHASE_RULES))
         key = ("phases", rule)
@@ -257,6 +259,7 @@ class Sweep:
             clean, noisy = self.metric("train_acc_clean"), self.metric("train_acc_corrupted")
             phase = classify_phase_corrupted(clean, noisy, self.metric("corrupted_true_acc"), test, max_test)
             phase = phase.astype(object)
+        phase[self.metric("diverged") > 0] = DIVERGED  # frozen at its last finite parameters: not a phase
         phase[~self.classification] = ""
         phase[~self.present] = "missing"
         self._cache[key] = phase.astype(str)

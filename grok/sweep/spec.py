@@ -333,7 +333,10 @@ def _axis_values(where: str, value: Any) -> list[Any]:
         if args[2] == 0:
             raise ConfigError(where, dict(value), "a non-empty axis (n >= 1)")
         a, b, n = args
-        arr = np.linspace(a, b, n) if kind == "linspace" else np.logspace(a, b, n)
+        with np.errstate(over="ignore"):
+            arr = np.linspace(a, b, n) if kind == "linspace" else np.logspace(a, b, n)
+        if not np.all(np.isfinite(arr)):
+            raise ConfigError(where, dict(value), f"{{{kind} = [start, stop, n]}} whose values are finite floats")
         return [float(f"{x:.12g}") for x in arr]
     if isinstance(value, np.ndarray):
         value = value.tolist()
