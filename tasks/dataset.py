@@ -68,7 +68,7 @@ def count_of(fraction: float, n: int) -> int:
 def n_corrupted(corrupt_fraction: jax.Array | float, n_train: int) -> jax.Array:
     """⌊ξ·n_train⌋ as a traced int32 [D], clipped to [0, n_train].
 
-    A product within `COUNT_TOLERANCE_EPS` eps of ξ's dtype (relative) of an integer counts as that
+    A product within `COUNT_TOLERANCE_EPS` float32 eps (relative) of an integer counts as that
     integer, so float32 rounding of ξ never drops an example (0.57·100 gives 57, not 56) and never
     adds one: the snap is relative to ξ·n, not to n (at n = 466 560 an allowance of 10⁻⁶·n gave
     ⌊0.123·n⌋ + 1). Above ~10⁶ examples float32 cannot hold ξ·n to within 1, so the count is
@@ -79,7 +79,10 @@ def n_corrupted(corrupt_fraction: jax.Array | float, n_train: int) -> jax.Array:
         xi = xi.astype(jnp.float32)
     product = xi * n_train
     nearest = jnp.round(product)
-    close = jnp.abs(product - nearest) <= COUNT_TOLERANCE_EPS * jnp.finfo(xi.dtype).eps * jnp.maximum(product, 1.0)
+    # float32's eps whatever ξ's dtype: a member's ξ may have passed through float32 (its dynamic
+    # value) before a float64 program (x64 on) multiplies it, and the count must not depend on that
+    eps32 = float(jnp.finfo(jnp.float32).eps)
+    close = jnp.abs(product - nearest) <= COUNT_TOLERANCE_EPS * eps32 * jnp.maximum(product, 1.0)
     count = jnp.where(close, nearest, jnp.floor(product))
     return jnp.clip(count, 0, n_train).astype(jnp.int32)
 

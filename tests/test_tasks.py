@@ -343,3 +343,12 @@ def test_subkeys_are_fold_in() -> None:
     ks = tasks.subkeys(k, 4)
     for i in range(4):
         np.testing.assert_array_equal(jax.random.key_data(ks[i]), jax.random.key_data(jax.random.fold_in(k, i)))
+
+
+def test_the_corrupted_count_does_not_depend_on_x64() -> None:
+    """ξ = 0.35 rounded to float32, then multiplied in float64 (x64 on, as a float64 run switches it):
+    still ⌊0.35·60⌋ = 21, as in float32."""
+    xi32 = float(np.float32(0.35))
+    with jax.enable_x64(True):
+        assert int(tasks.n_corrupted(xi32, 60)) == 21 and int(tasks.n_corrupted(0.35, 60)) == 21
+    assert int(tasks.n_corrupted(xi32, 60)) == 21
