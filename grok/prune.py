@@ -209,11 +209,11 @@ def check_prunable(cfg: Config) -> None:
             f"a model registered as prunable ({', '.join(prunable)}) on the modular task: pruning ranks "
             "first-hidden-layer neurons by their Fourier IPR over the p tokens [D]",
         )
-    if not cfg.spec.n_tokens:
+    if cfg.task.kind != "modular":  # a permutation task has tokens too, but no order to take a Fourier transform over
         raise ConfigError(
             "task.kind",
             cfg.task.kind,
-            f"modular: a {kind}'s neurons have a Fourier IPR only over token inputs (a, b) [D]",
+            f"modular: a {kind}'s neurons have a Fourier IPR only over the residues mod p [D]",
         )
 
 

@@ -131,9 +131,13 @@ def centered_alignment(K: Array, Y: Array) -> Array:
 def kernel_distance(K0: Array, Kt: Array) -> Array:
     """Kernel distance from init [K]: 1 − ⟨K₀, K_t⟩_F / (‖K₀‖_F ‖K_t‖_F); 0 for identical (or parallel) kernels.
 
-    Returns 1 (cosine taken as 0) when either kernel is all zeros.
+    Computed as ½‖K₀/‖K₀‖ − K_t/‖K_t‖‖²_F, equal to it and ≥ 0, without the cancellation of 1 − cos:
+    in float32, 1 − cos moves in steps of ~1.2·10⁻⁷ (and can go below 0), which is the whole range
+    of a lazy run's distance. Returns 1 (cosine taken as 0) when either kernel is all zeros.
     """
-    return 1.0 - _safe_div(jnp.sum(K0 * Kt), _frob(K0) * _frob(Kt))
+    n0, nt = _frob(K0), _frob(Kt)
+    diff = _safe_div(K0, n0) - _safe_div(Kt, nt)
+    return jnp.where((n0 > 0) & (nt > 0), 0.5 * jnp.sum(jnp.square(diff)), 1.0)
 
 
 def param_distance(params, params0) -> Array:

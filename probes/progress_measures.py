@@ -154,10 +154,15 @@ def neuron_frequency_fraction(acts_pxpxN: Array) -> tuple[Array, Array]:
     by one frequency k (the 2D Fourier terms in {1, cos k, sin k}² minus the constant), and that k.
 
     Returns (fraction [N] in [0, 1], frequency int [N] in 1..K); a constant (dead) neuron gives (0, 1).
+    Each neuron's grid mean is subtracted first (it is the constant term, left out anyway): otherwise
+    the variance would be a difference of two large sums, lost to rounding for a neuron whose mean
+    is large against its spread.
     """
     p = acts_pxpxN.shape[0]
     F = jnp.asarray(fourier_basis(p), jnp.promote_types(acts_pxpxN.dtype, jnp.float32))
-    c = jnp.einsum("xa,yb,abn->xyn", F, F, acts_pxpxN.astype(F.dtype))
+    acts = acts_pxpxN.astype(F.dtype)
+    acts = acts - jnp.mean(acts, axis=(0, 1), keepdims=True)
+    c = jnp.einsum("xa,yb,abn->xyn", F, F, acts)
     c2 = jnp.square(c)
     const = c2[0, 0]
     total = jnp.sum(c2, axis=(0, 1)) - const
@@ -168,5 +173,5 @@ def neuron_frequency_fraction(acts_pxpxN: Array) -> tuple[Array, Array]:
     per_k = block[k, k] + block[k, 0] + block[0, k]  # [K, N]
     ok = total > 0
     frac = per_k / jnp.where(ok, total, 1)[None, :]
-    best = jnp.argmax(frac, axis=0)
+    best = jnp.where(ok, jnp.argmax(frac, axis=0), 0)
     return jnp.where(ok, jnp.max(frac, axis=0), 0.0), (best + 1).astype(jnp.int32)

@@ -377,3 +377,17 @@ def test_ipr_histogram_vs_numpy_and_jit():
     want, _ = np.histogram(np.clip(vals, 0, 1), bins=20, range=(0, 1))
     np.testing.assert_array_equal(got, want)
     assert int(got.sum()) == 50
+
+
+def test_kernel_distance_resolves_a_lazy_runs_small_movement_in_float32():
+    """½‖K₀/‖K₀‖ − K_t/‖K_t‖‖² equals 1 − cos, but keeps its precision near 0: a kernel moved by
+    ~10⁻⁵ gets its distance (~10⁻¹¹) to a few percent, where 1 − cos in float32 reads 0 or −1.2·10⁻⁷."""
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(40, 40))
+    k0 = a @ a.T
+    kt = k0 + 1e-5 * np.linalg.norm(k0) / 40 * rng.normal(size=(40, 40))
+    want = 1 - np.sum(k0 * kt) / (np.linalg.norm(k0) * np.linalg.norm(kt))  # float64
+    got = float(probes.kernel_distance(jnp.asarray(k0, jnp.float32), jnp.asarray(kt, jnp.float32)))
+    assert 0 < want < 1e-9 and got == pytest.approx(want, rel=0.05)
+    assert float(probes.kernel_distance(jnp.asarray(k0, jnp.float32), jnp.asarray(k0, jnp.float32))) == 0.0
+    assert float(probes.kernel_distance(jnp.zeros((3, 3)), jnp.asarray(k0[:3, :3], jnp.float32))) == 1.0

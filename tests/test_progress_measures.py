@@ -315,3 +315,21 @@ def test_phase_starts_are_saved_with_the_run(snap_run, tmp_path):
     loaded = grok.load_run(path)
     assert loaded.status["progress_phases"] == record
     assert loaded.select([1]).status["progress_phases"] == {k: [v[1]] for k, v in record.items()}
+
+
+def test_neuron_frequency_fraction_of_a_neuron_with_a_large_mean():
+    """5 + 0.01·(signal + noise) in float32: the variance is not lost to rounding (it was 0.984 or 0
+    against the true 0.66 before the grid mean was subtracted first)."""
+    rng = np.random.default_rng(5)
+    a, b = np.arange(P)[:, None], np.arange(P)[None, :]
+    signal = np.cos(2 * np.pi / P * 3 * (a + b)) + 0.7 * rng.normal(size=(P, P))
+    F = measures.fourier_basis(P)
+    c = F @ signal @ F.T
+    total = (c**2).sum() - c[0, 0] ** 2
+    want = max(
+        sum(c[i, j] ** 2 for i in (0, 2 * k - 1, 2 * k) for j in (0, 2 * k - 1, 2 * k) if (i, j) != (0, 0)) / total
+        for k in range(1, K + 1)
+    )
+    for scale in (0.01, 0.001):
+        frac, freq = measures.neuron_frequency_fraction(jnp.asarray((5 + scale * signal)[..., None], jnp.float32))
+        assert float(frac[0]) == pytest.approx(want, rel=2e-3) and int(freq[0]) == 3

@@ -355,3 +355,15 @@ def test_select_and_pruned_runs_are_built_from_one_member():
     kept = {k: v for k, v in pruned.state.items() if not k.startswith("params/")}
     for name, value in kept.items():
         np.testing.assert_array_equal(value, run.state[name][2:3])
+
+
+def test_neurons_and_pruning_refuse_the_permutation_task():
+    """S_n has tokens but no order of them to take a Fourier transform over: no IPR, no pruning."""
+    from grok.prune import check_prunable
+
+    perm = {"task.kind": "permutation", "task.permutation.n": 3, "task.train_fraction": 0.5}
+    cfg = grok.preset("doshi-coexistence").override(**perm)
+    with pytest.raises(grok.ConfigError, match="task.kind"):
+        check_prunable(cfg)
+    with pytest.raises(grok.ConfigError, match="neurons"):
+        cfg.override(**{"train.probes": ["neurons"]})

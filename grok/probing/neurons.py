@@ -24,7 +24,7 @@ def neurons_probe(x: ProbeInputs) -> dict[str, Array]:
 
 def _requires(cfg) -> str | None:
     model = MODELS.get(cfg.model.kind)
-    if not cfg.spec.n_tokens or model.neurons is None:
+    if cfg.task.kind != "modular" or model.neurons is None:
         with_neurons = [n for n in MODELS.names() if MODELS.get(n).neurons is not None]
         return (
             f"only with token-pair inputs (task.kind='modular') and a model with neurons ({', '.join(with_neurons)}) "
