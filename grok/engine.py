@@ -154,6 +154,14 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
+def _step_finite(new_params, grads) -> Array:
+    """The new parameters are finite and so is every g²: a gradient past √(float max) makes Adam's
+    second moment inf, whose update is then 0 with finite parameters, freezing that coordinate
+    unflagged. One pass per leaf over both arrays."""
+    ok = jax.tree.map(lambda p, g: jnp.isfinite(p) & jnp.isfinite(g * g), new_params, grads)
+    return jnp.all(jnp.stack([jnp.all(leaf) for leaf in jax.tree_util.tree_leaves(ok)]))
+
+
 def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: MemberState, dyn) -> MemberState:
     data = state.data
     key = state.key
@@ -173,7 +181,7 @@ def _train_step(cfg: Config, spec: tasks.TaskSpec, fwd: Forward, tx, state: Memb
     grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, state.params)
     updates, new_opt = tx.update(grads, state.opt_state, state.params)
     new_params = jax.tree.map(lambda p, u: (p + u).astype(p.dtype), state.params, updates)
-    finite = jnp.isfinite(loss) & _all_finite(new_params)
+    finite = jnp.isfinite(loss) & _step_finite(new_params, grads)
     blown_up = loss.astype(state.loss0.dtype) > cfg.train.divergence_factor * state.loss0
     bad = state.diverged | ~finite | blown_up
 

@@ -180,6 +180,17 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
         np.testing.assert_allclose(jax.tree.leaves(u[k]), jax.tree.leaves(ua[k]), rtol=1e-6)
 
 
+def test_muon_leaves_the_alpha_nets_input_layer_to_adamw():
+    """The α-net has one weight matrix, its input layer `w` (stored [N, D]): no hidden matrix for Muon."""
+    from flax import nnx
+
+    from grok.member import abstract_model
+
+    cfg = grok.preset("kumar-fig1").override(**{"task.dim": 6, "task.n_train": 10, "model.widths": [4]})
+    params = nnx.state(abstract_model(cfg), nnx.Param)
+    assert set(jax.tree.leaves(hidden_matrix_labels(params))) == {"adamw"}
+
+
 def test_muon_consistent_rms_gives_hidden_updates_the_chosen_rms():
     """Orthogonalized n×n updates have RMS ≈ 1/√n; `rms=r` rescales them to RMS ≈ r (times lr)."""
     n, lr = 64, 1e-2

@@ -471,3 +471,16 @@ def test_a_resumed_run_keeps_the_snapshots_taken_before_the_kill(tmp_path):
             np.testing.assert_array_equal(loaded.params_at(step, 1)[name], value, err_msg=f"{step} {name}")
     for name in whole.history:
         np.testing.assert_array_equal(resumed.history[name], whole.history[name], err_msg=name)
+
+
+def test_a_gradient_whose_square_overflows_counts_as_divergence():
+    """g = 1e20 in float32: g² is inf, so Adam's second moment would be inf and its update 0, with
+    finite parameters; the step is flagged instead of freezing that coordinate silently."""
+    import jax.numpy as jnp
+
+    from grok.engine import _step_finite
+
+    params = {"w": jnp.ones((3,), jnp.float32)}
+    assert bool(_step_finite(params, {"w": jnp.asarray([1.0, 1e10, -1e18], jnp.float32)}))
+    assert not bool(_step_finite(params, {"w": jnp.asarray([1.0, 1e20, 0.0], jnp.float32)}))
+    assert not bool(_step_finite({"w": jnp.asarray([1.0, jnp.nan, 0.0])}, {"w": jnp.zeros((3,))}))

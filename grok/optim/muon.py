@@ -2,8 +2,8 @@
 `muon` (docs/formulas.md §4.9).
 
 `optim.kind = "muon"`: every 2-D parameter whose path names none of `optim.muon.exclude` (the
-input and output layers: `first`, `readout` of the MLPs; `tok_embed`, `pos_embed`, `unembed` of
-the transformer) is updated by `optax.contrib.muon` (optax ≥ 0.2.5: Nesterov momentum β,
+input and output layers: `first`, `readout` of the MLPs; `w` of the α-net; `tok_embed`,
+`pos_embed`, `unembed` of the transformer) is updated by `optax.contrib.muon` (optax ≥ 0.2.5: Nesterov momentum β,
 Newton–Schulz orthogonalization, decoupled weight decay, learning rate `optim.lr`) with one of two
 update scales: by default optax's √max(1, fan_out/fan_in); with `optim.muon.rms = r > 0` the
 "consistent RMS" scale r·√max(fan_in, fan_out) of Liu et al. 2025 (*Muon is Scalable for LLM
@@ -28,7 +28,7 @@ from grok.errors import ConfigError
 from grok.optim.base import adamw
 from grok.registry import register_transform
 
-EXCLUDE = "first,readout,tok_embed,pos_embed,unembed"
+EXCLUDE = "first,readout,tok_embed,pos_embed,unembed,w"  # `w`: the α-net's input layer
 
 
 def _key_name(key: Any) -> str:

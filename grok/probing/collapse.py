@@ -22,7 +22,8 @@ def stablemax_sc_fraction(logits_NxC: Array, dtype) -> Array:
 
     The analogue of softmax's `sum_exp == 1`, computed as `grok.losses.log_stablemax` does
     (terms divided by the largest): when it holds, every other class is absorbed in the
-    loss dtype and the example's gradient is exactly 0. s(x) = 1/(1 − x) decays only
+    loss dtype, the loss is exactly 0 and so is the gradient through the correct class (the others
+    keep gradients of order s(x_j)/Σs). s(x) = 1/(1 − x) decays only
     polynomially, so this needs ratios beyond 1/eps of the dtype.
     """
     z = logits_NxC.astype(dtype)
