@@ -10,7 +10,8 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
   0.1–0.3% more (2.7% at the tiny size: its divergence check and path length);
 - **the limit**: those FLOPs at the rate of a 2048² float32 matmul timed in this process: the
   fastest of the matmuls timed before the first row and after each (on a shared machine the
-  fastest is the one least disturbed);
+  fastest is the one least disturbed), each compiled with both of XLA:CPU's matrix-product
+  libraries (Eigen and YNNPACK, `benchmarks/xla_cpu_arms.py`), so that the limit is the faster's;
 - **the engine's step alone** (`MemberProgram.step` — divergence check, path length, the
   optimizer with injected hyperparameters — as `jit(scan)`), **its lone run**
   (`grok.train_members`, one member, evaluations at the start and the end only), **16 members
@@ -36,7 +37,8 @@ import grok
 from benchmarks import bench_cpu_floor, bench_transformer
 from benchmarks.plain_adamw import adamw_scan
 from benchmarks.timing import best_seconds
-from grok import engine
+from benchmarks.xla_cpu_arms import compiled_arms
+from grok import cpu_matmul, engine
 from grok.forward import MEMBER_BATCH_AXIS
 
 MATMUL_N = 2048
@@ -64,10 +66,12 @@ def step_flops(program) -> float:
 
 
 def matmul_seconds_per_flop(n: int = MATMUL_N, repeats: int = 10, dtype=jnp.float32) -> float:
-    """Seconds per FLOP of an n×n matmul under jit on the default device (fastest of `repeats`)."""
+    """Seconds per FLOP of an n×n matmul under jit on the default device (fastest of `repeats`; on a CPU,
+    the faster of XLA's two matrix-product libraries, `benchmarks/xla_cpu_arms.py`)."""
     a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     b = jax.random.normal(jax.random.key(1), (n, n), dtype)
-    return best_seconds(jax.jit(jnp.matmul), a, b, repeats=repeats) / (2 * n**3)
+    arms = compiled_arms(jax.jit(jnp.matmul), (a, b))
+    return min(best_seconds(c, a, b, repeats=repeats) for c in arms.values()) / (2 * n**3)
 
 
 def prieto_plain_program(cfg: grok.Config, steps: int):
@@ -164,9 +168,12 @@ def run() -> dict[str, float]:
 
     s_per_flop = min(matmul)
     peak = 1e-9 / s_per_flop
+    on_cpu = jax.default_backend() == "cpu"
+    libraries = f"; Eigen or YNNPACK, whichever is faster; the steps use {cpu_matmul.in_use()!r}" if on_cpu else ""
     print(
         f"the limit: XLA's FLOPs of one plain-JAX step at {peak:.1f} GFLOP/s, the fastest {MATMUL_N}² float32 "
-        f"matmul of {len(matmul)} timed between the rows (slowest {1e-9 / max(matmul):.1f}) on {jax.devices()[0]}"
+        f"matmul of {len(matmul)} timed between the rows (slowest {1e-9 / max(matmul):.1f}{libraries}) on "
+        f"{jax.devices()[0]}"
     )
     head = ("setting", "GFLOP", "limit ms", "engine step", "engine run", f"{MEMBERS} vmapped", "plain JAX")
     print(f"{head[0]:>22}{head[1]:>7}{head[2]:>9}" + "".join(f"{h:>15}" for h in head[3:]))

@@ -12,12 +12,15 @@ Everything that varies is registered: `grok.register_probe`, `grok.register_tran
 `grok.register_task`, `grok.register_model` (the built-ins use the same calls).
 
 On CPU, `import grok` gives JAX one device per core (`grok.cpu_devices`) when JAX has not
-computed anything yet; `GROK_CPU_DEVICES=1` keeps a single device.
+computed anything yet; `GROK_CPU_DEVICES=1` keeps a single device. `GROK_CPU_MATMUL=eigen` has
+XLA:CPU multiply matrices with Eigen instead of YNNPACK (`grok.cpu_matmul`).
 """
 
 from grok.cpu_devices import use_cpu_cores
+from grok.cpu_matmul import use_chosen_matmul
 
 use_cpu_cores()
+use_chosen_matmul()
 
 from grok import compile_cache  # noqa: E402
 
