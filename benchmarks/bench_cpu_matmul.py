@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import grok
 from benchmarks import bench_limits
 from benchmarks.timing import best_seconds
-from benchmarks.xla_cpu_arms import compiled_arms
+from benchmarks.xla_cpu_arms import available, compiled_arms
 from grok import cpu_matmul, engine
 
 ROUNDS = int(os.environ.get("GROK_BENCH_REPEATS", "3")) + 1
@@ -45,8 +45,11 @@ def programs() -> list[tuple[str, int, dict, tuple]]:
 
 
 def run() -> dict[str, float]:
-    if jax.default_backend() != "cpu":
-        print(f"skipped: the default backend is {jax.default_backend()}, not the CPU")
+    if not available():
+        print(
+            f"skipped: needs the CPU backend and jaxlib 0.10 or 0.11 (here {jax.default_backend()}, "
+            f"jaxlib {cpu_matmul.jaxlib_version()})"
+        )
         return {}
     start = time.perf_counter()
     rows = programs()

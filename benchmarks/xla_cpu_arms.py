@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import jax
 
+from grok import cpu_matmul
+
 OPTION = "xla_cpu_experimental_ynn_fusion_type"
 YNN_DEFAULT = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_REDUCE"
 ARMS = {"eigen": {OPTION: ""}, "ynnpack": {OPTION: YNN_DEFAULT}}
 
 
+def available() -> bool:
+    """Whether the two arms can be compiled here: a CPU backend and a jaxlib known to have the option."""
+    return jax.default_backend() == "cpu" and cpu_matmul.jaxlib_version().startswith(cpu_matmul.KNOWN_JAXLIBS)
+
+
 def compiled_arms(fn, args) -> dict:
-    """`fn` (jitted) lowered at `args` and compiled once per arm; on a backend other than the CPU, once as it is."""
+    """`fn` (jitted) lowered at `args` and compiled once per arm; where the arms are not `available()`,
+    once as it is (key `default`)."""
     lowered = fn.lower(*args)
-    if jax.default_backend() != "cpu":
+    if not available():
         return {"default": lowered.compile()}
     return {arm: lowered.compile(compiler_options=options) for arm, options in ARMS.items()}

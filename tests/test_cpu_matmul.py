@@ -93,6 +93,15 @@ def test_the_benchmarks_arms_compile_eigen_and_xlas_default():
     assert float(arms["eigen"](a, a)[0]) == float(arms["ynnpack"](a, a)[0]) == 256.0 * 256.0
 
 
+def test_the_benchmark_compiles_one_program_where_the_option_is_unknown(monkeypatch):
+    from benchmarks import xla_cpu_arms
+
+    monkeypatch.setattr(cpu_matmul, "jaxlib_version", lambda: "0.12.0")  # XLA would refuse the option
+    a = jnp.ones((8, 8))
+    arms = xla_cpu_arms.compiled_arms(jax.jit(jnp.matmul), (a, a))
+    assert list(arms) == ["default"] and float(arms["default"](a, a)[0, 0]) == 8.0
+
+
 def test_the_process_compiles_as_asked():
     """Run here and, with GROK_CPU_MATMUL=eigen, in the subprocess below: `import grok` took effect."""
     assert cpu_matmul.in_use() == (os.environ.get("GROK_CPU_MATMUL") or "xla")
