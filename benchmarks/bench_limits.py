@@ -12,6 +12,11 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
   fastest of the matmuls timed before the first row and after each (on a shared machine the
   fastest is the one least disturbed), each compiled with both of XLA:CPU's matrix-product
   libraries (Eigen and YNNPACK, `benchmarks/xla_cpu_arms.py`), so that the limit is the faster's;
+- **the step's matrix products alone** (`benchmarks/step_products.py`): each product of the plain
+  step (its shapes and dimension numbers from the jaxpr, the gradient's included) compiled and
+  timed on its own, with the library whose sum is smaller, and summed; no step that computes them
+  as matrix products can be faster, so its ratio to the limit is how close these shapes let a step
+  come on this machine;
 - **the engine's step alone** (`MemberProgram.step` — divergence check, path length, the
   optimizer with injected hyperparameters — as `jit(scan)`), **its lone run**
   (`grok.train_members`, one member, evaluations at the start and the end only), **16 members
@@ -36,6 +41,7 @@ import jax.numpy as jnp
 import grok
 from benchmarks import bench_cpu_floor, bench_transformer
 from benchmarks.plain_adamw import adamw_scan
+from benchmarks.step_products import products_alone
 from benchmarks.timing import best_seconds
 from benchmarks.xla_cpu_arms import compiled_arms
 from grok import cpu_matmul, engine
@@ -163,8 +169,10 @@ def run() -> dict[str, float]:
         matmul.append(matmul_seconds_per_flop())
         flops = step_flops(plain_program(cfg, 1))
         engine_flops = step_flops(engine_program(cfg, 1, 1))
+        alone_s, library, products = products_alone(plain_program(cfg, 1))
+        times = {"products": 1e3 * alone_s, **times}
         key = name.replace("-", "_") + ("_tiny" if overrides else "")
-        rows.append((label, key, flops, engine_flops, times))
+        rows.append((label, key, flops, engine_flops, times, (library, products)))
 
     s_per_flop = min(matmul)
     peak = 1e-9 / s_per_flop
@@ -175,10 +183,19 @@ def run() -> dict[str, float]:
         f"matmul of {len(matmul)} timed between the rows (slowest {1e-9 / max(matmul):.1f}{libraries}) on "
         f"{jax.devices()[0]}"
     )
-    head = ("setting", "GFLOP", "limit ms", "engine step", "engine run", f"{MEMBERS} vmapped", "plain JAX")
+    head = (
+        "setting",
+        "GFLOP",
+        "limit ms",
+        "products alone",
+        "engine step",
+        "engine run",
+        f"{MEMBERS} vmapped",
+        "plain JAX",
+    )
     print(f"{head[0]:>22}{head[1]:>7}{head[2]:>9}" + "".join(f"{h:>15}" for h in head[3:]))
     out: dict[str, float] = {"matmul_gflops": peak, "matmul_gflops_slowest": 1e-9 / max(matmul)}
-    for label, key, flops, engine_flops, times in rows:
+    for label, key, flops, engine_flops, times, _ in rows:
         limit = 1e3 * flops * s_per_flop
         cells = "".join(f"{f'{ms:.3g} ({limit / ms:.0%})':>15}" for ms in times.values())
         print(f"{label:>22}{flops / 1e9:>7.3f}{limit:>9.3g}{cells}")
@@ -187,6 +204,14 @@ def run() -> dict[str, float]:
         out |= {f"{key}_{k}_of_limit": limit / ms for k, ms in times.items()}
         out[f"{key}_engine_step_over_plain"] = times["engine_step"] / times["plain"]
         out[f"{key}_engine_run_over_plain"] = times["engine_run"] / times["plain"]
+        out[f"{key}_engine_step_over_products"] = times["engine_step"] / times["products"]
+    print(
+        "products alone: each matrix product of the plain step timed on its own, summed (GFLOP/s of each, "
+        "with the library whose sum is smaller):"
+    )
+    for label, _, _, _, _, (library, products) in rows:
+        rates = ", ".join(f"{p.describe()} {p.flops / s / 1e9:.0f}" for p, s in products)
+        print(f"  {label} ({library}): {rates}")
     print(
         f"ms per (member-)step, fastest of ≥ {REPEATS} calls and ≥ {MIN_SECONDS:g} s of calls; (x%) = limit / time. "
         f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {time.perf_counter() - start:.0f} s in all"
