@@ -7,13 +7,16 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
 - **FLOPs of one step**, counted by XLA's cost analysis of the compiled plain-JAX step
   (`jax.jit(f).lower(...).compile().cost_analysis()` of a `scan` of one step; XLA counts a loop's
   body once, so a scan of two steps counts the same, checked); the engine's own step counts
-  0.1–0.3% more (2.7% at the tiny size: its divergence check and path length);
+  0.1–0.3% more (2.7% at the tiny size: its divergence check and path length), except [N]'s,
+  whose one-layer transformer computes the '=' position's query, key and value once, not once per
+  example (printed below the table where the two counts differ by more than 5%);
 - **the limit**: those FLOPs at the rate of a 2048² float32 matmul timed in this process: the
   fastest of the matmuls timed before the first row and after each (on a shared machine the
   fastest is the one least disturbed), each compiled with both of XLA:CPU's matrix-product
   libraries (Eigen and YNNPACK, `benchmarks/xla_cpu_arms.py`), so that the limit is the faster's;
-- **the step's matrix products alone** (`benchmarks/step_products.py`): each product of the plain
-  step (its shapes and dimension numbers from the jaxpr, the gradient's included) compiled and
+- **the step's matrix products alone** (`benchmarks/step_products.py`): each product of the
+  engine's step (its shapes and dimension numbers from the jaxpr, the gradient's included; the
+  plain step's are the same but for [N]'s) compiled and
   timed on its own, with the library whose sum is smaller, and summed; no step that computes them
   as matrix products can be faster, so its ratio to the limit is how close these shapes let a step
   come on this machine;
@@ -169,7 +172,7 @@ def run() -> dict[str, float]:
         matmul.append(matmul_seconds_per_flop())
         flops = step_flops(plain_program(cfg, 1))
         engine_flops = step_flops(engine_program(cfg, 1, 1))
-        alone_s, library, products = products_alone(plain_program(cfg, 1))
+        alone_s, library, products = products_alone(engine_program(cfg, 1, 1))
         times = {"products": 1e3 * alone_s, **times}
         key = name.replace("-", "_") + ("_tiny" if overrides else "")
         rows.append((label, key, flops, engine_flops, times, (library, products)))
@@ -205,8 +208,14 @@ def run() -> dict[str, float]:
         out[f"{key}_engine_step_over_plain"] = times["engine_step"] / times["plain"]
         out[f"{key}_engine_run_over_plain"] = times["engine_run"] / times["plain"]
         out[f"{key}_engine_step_over_products"] = times["engine_step"] / times["products"]
+    for label, _, flops, engine_flops, _, _ in rows:
+        if abs(engine_flops / flops - 1) > 0.05:
+            print(
+                f"{label}: the engine's step counts {engine_flops / 1e9:.3f} GFLOP against the plain step's "
+                f"{flops / 1e9:.3f} (the limit and the ratios use the plain step's)"
+            )
     print(
-        "products alone: each matrix product of the plain step timed on its own, summed (GFLOP/s of each, "
+        "products alone: each matrix product of the engine's step timed on its own, summed (GFLOP/s of each, "
         "with the library whose sum is smaller):"
     )
     for label, _, _, _, _, (library, products) in rows:

@@ -400,6 +400,39 @@ def test_transformer_last_position_equals_full_and_causal_attention():
     np.testing.assert_allclose(np_(apply(model, jnp.asarray(x))), outs[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("layernorm", [True, False])
+def test_one_layer_attention_equals_the_general_path_and_computes_the_query_once(layernorm):
+    """With one block, '=' has the same input for every example: its query, key and value are computed
+    from one row; the attention output, the residual and the gradient equal the per-example path's."""
+    cfg = dataclasses.replace(TRANSFORMER, layernorm=layernorm)
+    model = build(cfg, modular_spec())
+    x = all_pairs()
+    assert not model.lower
+    z_one, r_one = model._one_layer_attention(x)
+    z_all, r_all = model._last_attention(x, lambda u: u)
+    np.testing.assert_allclose(np_(z_one), np_(z_all), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np_(jnp.broadcast_to(r_one, r_all.shape)), np_(r_all), rtol=0, atol=0)
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(params, path):
+        m = nnx.merge(graphdef, params, rest)
+        z, r = m._one_layer_attention(x) if path == "one" else m._last_attention(x, lambda u: u)
+        return jnp.sum(jnp.sin(r + m.wo(z)))
+
+    g_one, g_all = jax.grad(loss)(params, "one"), jax.grad(loss)(params, "all")
+    for a, b in zip(jax.tree.leaves(g_one), jax.tree.leaves(g_all), strict=True):
+        np.testing.assert_allclose(np_(a), np_(b), rtol=2e-4, atol=2e-5)
+    # the query's product has one row, not one per example; the keys' and values' 2n + 1, not 3n
+    rows = [
+        e.invars[0].aval.shape[0]
+        for e in jax.make_jaxpr(lambda m: m.forward(x, train=False))(model).jaxpr.eqns
+        if e.primitive.name == "dot_general"
+    ]
+    n = x.shape[0]
+    assert 1 in rows and 2 * n + 1 in rows and 3 * n not in rows
+
+
 # ----------------------------------------------------------------------------- neurons and masks
 MASK_CFGS = [MLP1, MLP2, QUAD]
 

@@ -92,7 +92,9 @@ class Transformer(nnx.Module):
     Input x: int [n, 2] pairs; the sequence is [a, b, =] with '=' the token id p. Only the
     last position is read out, and the last block's output there depends only on its own
     query, so causal and full attention give identical logits — the last block computes just
-    that query. Blocks below it (`layers` > 1) run causal attention at all three positions.
+    that query. With one block, that query (and the key and value at '=') is the same for every
+    example and is computed once (`_one_layer_attention`). Blocks below it (`layers` > 1) run
+    causal attention at all three positions.
     Optional pre-LN (LayerNorm before attention, before the MLP, and before the unembed).
     Embeddings ~ N(0, 1/d_model) (× init_scale); matrices follow `init` with fan_in.
     Dropout (traced rate) before the MLP's ReLU when training. No biases unless `use_bias`.
@@ -150,23 +152,9 @@ class Transformer(nnx.Module):
 
     def forward(self, x: Array, *, train: bool) -> tuple[Array, Array]:
         """(MLP neuron activations after the ReLU [n, d_mlp], logits [n, C]) at the '=' position."""
-        n = x.shape[0]
-        tokens = jnp.concatenate([x.astype(jnp.int32), jnp.full((n, 1), self.p, jnp.int32)], axis=1)  # [n, 3]
-        h = self.tok_embed[...][tokens] + self.pos_embed[...][None, :, :]  # [n, 3, d]
         drop = (lambda u: dropout(u, self.rate[...], self.rng())) if train and self.use_dropout else (lambda u: u)
-        for block in self.lower:
-            h = block(h, drop)
-        d = h.shape[-1]
-        hd = d // self.n_heads
-        hn = self.ln1(h) if self.ln1 is not None else h
-        flat = hn.reshape(n * 3, d)
-        q = self.wq(hn[:, -1, :]).reshape(n, self.n_heads, hd)
-        k = self.wk(flat).reshape(n, 3, self.n_heads, hd)
-        v = self.wv(flat).reshape(n, 3, self.n_heads, hd)
-        scores = jnp.einsum("nhe,nthe->nht", q, k) * jnp.asarray(1.0 / math.sqrt(hd), q.dtype)
-        attn = jax.nn.softmax(scores, axis=-1)
-        z = jnp.einsum("nht,nthe->nhe", attn, v).reshape(n, d)
-        r = h[:, -1, :] + self.wo(z)
+        z, residual = self._last_attention(x, drop) if self.lower else self._one_layer_attention(x)
+        r = residual + self.wo(z)
         m = self.ln2(r) if self.ln2 is not None else r
         u = self.mlp_in(m)
         if train and self.use_dropout:
@@ -175,6 +163,47 @@ class Transformer(nnx.Module):
         r = r + self.mlp_out(acts)
         r = self.ln_f(r) if self.ln_f is not None else r
         return acts, self.unembed(r)
+
+    def _last_attention(self, x: Array, drop) -> tuple[Array, Array]:
+        """The last block's attention output at '=' [n, d] and the residual stream there [n, d], below
+        it `layers` − 1 blocks over all three positions."""
+        n = x.shape[0]
+        tokens = jnp.concatenate([x.astype(jnp.int32), jnp.full((n, 1), self.p, jnp.int32)], axis=1)  # [n, 3]
+        h = self.tok_embed[...][tokens] + self.pos_embed[...][None, :, :]  # [n, 3, d]
+        for block in self.lower:
+            h = block(h, drop)
+        d = h.shape[-1]
+        hd = d // self.n_heads
+        hn = self.ln1(h) if self.ln1 is not None else h
+        q = self.wq(hn[:, -1, :]).reshape(n, self.n_heads, hd)
+        k = self.wk(hn.reshape(n * 3, d)).reshape(n, 3, self.n_heads, hd)
+        v = self.wv(hn.reshape(n * 3, d)).reshape(n, 3, self.n_heads, hd)
+        scores = jnp.einsum("nhe,nthe->nht", q, k) * jnp.asarray(1.0 / math.sqrt(hd), q.dtype)
+        attn = jax.nn.softmax(scores, axis=-1)
+        return jnp.einsum("nht,nthe->nhe", attn, v).reshape(n, d), h[:, -1, :]
+
+    def _one_layer_attention(self, x: Array) -> tuple[Array, Array]:
+        """As `_last_attention` with no block below: then the '=' position's input, E[=] + P[2], is
+        the same for every example, so its query, key and value are computed once (one row), not
+        once per example; the keys and values of a and b are one product over 2n + 1 rows."""
+        n = x.shape[0]
+        emb, pos = self.tok_embed[...], self.pos_embed[...]
+        d = emb.shape[-1]
+        heads, hd = self.n_heads, d // self.n_heads
+        norm = self.ln1 if self.ln1 is not None else (lambda a: a)
+        h_ab = emb[x.astype(jnp.int32)] + pos[None, :2, :]  # [n, 2, d]
+        h_eq = (emb[self.p] + pos[2])[None]  # [1, d]
+        rows = jnp.concatenate([norm(h_ab).reshape(2 * n, d), norm(h_eq)], axis=0)  # [2n + 1, d]
+        k, v = self.wk(rows), self.wv(rows)
+        q = self.wq(norm(h_eq)).reshape(heads, hd)
+        scale = jnp.asarray(1.0 / math.sqrt(hd), q.dtype)
+        scores_ab = jnp.einsum("he,nthe->nht", q, k[: 2 * n].reshape(n, 2, heads, hd)) * scale
+        score_eq = jnp.einsum("he,he->h", q, k[2 * n].reshape(heads, hd)) * scale
+        scores = jnp.concatenate([scores_ab, jnp.broadcast_to(score_eq[None, :, None], (n, heads, 1))], axis=-1)
+        attn = jax.nn.softmax(scores, axis=-1)  # [n, heads, 3]
+        z = jnp.einsum("nht,nthe->nhe", attn[..., :2], v[: 2 * n].reshape(n, 2, heads, hd))
+        z = z + attn[..., 2:] * v[2 * n].reshape(1, heads, hd)
+        return z.reshape(n, d), h_eq
 
     def neuron_logit_map(self) -> Array:
         """W_L = W_out · W_U [d_mlp, C]: how each neuron's activation moves the logits (without LayerNorm)."""
