@@ -153,7 +153,8 @@ def _alone(product: Product, repeats: int):
             a = a.at[first].add((out.reshape(-1)[0] * 0).astype(a.dtype))
             return (a, out), None
 
-        return jax.lax.scan(body, (a, dot(a, b)), None, length=repeats)[0][1]
+        out = jax.eval_shape(dot, a, b)
+        return jax.lax.scan(body, (a, jnp.zeros(out.shape, out.dtype)), None, length=repeats)[0][1]
 
     rng = np.random.default_rng(0)
     a = jnp.asarray(rng.standard_normal(product.lhs), dtype=product.lhs_dtype)

@@ -92,6 +92,9 @@ def test_a_product_timed_alone_computes_the_product_each_iteration():
     body_name = re.search(r" while\(.*body=%([\w.\-]+)", hlo).group(1)
     body = hlo[hlo.index(f"%{body_name} ") :].split("\n}\n")[0]
     assert re.search(r"= f32\[20,9\]\S* (dot|fusion)\(.*op_name=\"[^\"]*dot_general", body)
+    # and nowhere else: a call is exactly `repeats` products
+    entry = hlo[hlo.index("\nENTRY") :].split("\n}\n")[0]
+    assert "dot_general" not in entry
 
 
 def test_products_alone_times_every_matrix_product():
