@@ -129,7 +129,9 @@ def engine_program(cfg: grok.Config, steps: int, members: int):
     prog = engine.member_program(static)
 
     def train(state, dyn):
-        return jax.lax.scan(lambda s, _: (prog.step(s, dyn), None), state, None, length=steps)[0].params
+        # the whole state but the (unchanged) data, as a chunk keeps it: returning the parameters
+        # alone would let XLA drop the per-step work that only feeds the rest (the path length)
+        return jax.lax.scan(lambda s, _: (prog.step(s, dyn), None), state, None, length=steps)[0]._replace(data=None)
 
     def start(dyn):  # `init`, not `init_state`: the step-0 loss is what the step's divergence check compares to
         return prog.init(dyn)[0]

@@ -44,7 +44,7 @@ def _run(fn, args, calls: int) -> tuple[float, list]:
     import jax
     import numpy as np
 
-    params = [np.asarray(leaf) for leaf in jax.tree.leaves(fn(*args))]
+    params = [np.asarray(leaf) for leaf in jax.tree.leaves(fn(*args).params)]
     best = float("inf")
     for _ in range(calls):
         start = time.perf_counter()

@@ -47,12 +47,12 @@ def assert_token_layer_form_trains_the_same(switch_on, marker: str, rtol: float,
 
     cfg = grok.preset("doshi-coexistence").override(**{"task.p": 11, "model.widths": [16]})
     fn, args = engine_program(cfg, steps=5, members=3)
-    want = jax.tree.leaves(fn(*args))
+    want = jax.tree.leaves(fn(*args).params)
     moved = [float(jnp.max(jnp.abs(w - p))) for w, p in zip(want, jax.tree.leaves(args[0].params), strict=True)]
     assert min(moved) > 1e-4
     switch_on()
     jax.clear_caches()
     fn, args = engine_program(cfg, steps=5, members=3)
     assert marker in str(jax.make_jaxpr(fn)(*args))
-    for got, w in zip(jax.tree.leaves(fn(*args)), want, strict=True):
+    for got, w in zip(jax.tree.leaves(fn(*args).params), want, strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=rtol, atol=atol)

@@ -187,3 +187,17 @@ def test_ntk_groups_stay_on_one_cpu_device():
     # the NTK probe's LAPACK solve can deadlock XLA's CPU thread pool when devices run it at once
     assert engine.shardable(tiny())
     assert not engine.shardable(tiny(**{"train.probes": ["ntk"]}))
+
+
+def test_path_length_adds_each_steps_global_norm_of_the_parameter_change():
+    """path_length(t) = Σ_{s<t} ‖θ_{s+1} − θ_s‖ (global L2): with a snapshot after every step, each
+    increment is the norm of the difference of two snapshots, computed in float64 by numpy."""
+    cfg = tiny(**{"train.steps": 4, "train.log_every": 1, "train.snapshots": [0, 1, 2, 3, 4]})
+    run = grok.train(cfg, progress=False)
+    snaps = [run.snapshots[s] for s in range(5)]
+    moved = [
+        np.sqrt(sum(np.sum((b[k].astype(np.float64)[0] - a[k].astype(np.float64)[0]) ** 2) for k in a))
+        for a, b in zip(snaps[:-1], snaps[1:], strict=True)
+    ]
+    assert min(moved) > 0
+    np.testing.assert_allclose(np.diff(run.history["path_length"][0]), moved, rtol=1e-5)
