@@ -21,7 +21,8 @@ member (add mod 97, 50% train, quadratic MLP N = 500) and the small [N] transfor
   as matrix products can be faster, so its ratio to the limit is how close these shapes let a step
   come on this machine;
 - **the engine's step alone** (`MemberProgram.step` — divergence check, path length, the
-  optimizer with injected hyperparameters — as `jit(scan)`), **its lone run**
+  optimizer with injected hyperparameters — as `jit(scan)`, returning the whole state but the
+  data, as a chunk keeps it), **its lone run**
   (`grok.train_members`, one member, evaluations at the start and the end only), **16 members
   vmapped** (`jit(vmap(scan))` of the step, per member-step), and **the plain-JAX step** of the
   same model (nothing but loss, gradient and AdamW, `jit(scan)`).

@@ -269,7 +269,7 @@ def _token_activation(
     and stays in cache) inside the fusion that needs them, instead of XLA writing out both [n, N₀]
     gathers in the forward pass and reading them back; only dropout's keep mask is saved, so its
     random bits are not drawn twice. On a CPU this makes a [D] paper-size step ~25% faster
-    (docs/architecture.md, "Close to the limit").
+    (docs/architecture.md, "The token-gather first layer is rematerialized").
     """
     z = pair_rows(e, x, n_tokens)
     if bias is not None:
