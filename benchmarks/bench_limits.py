@@ -64,6 +64,31 @@ REPEATS = int(os.environ.get("GROK_BENCH_REPEATS", "3"))
 # and at least this many seconds of timed calls per figure, so that short calls (the tiny member's)
 # are sampled as often as long ones
 MIN_SECONDS = float(os.environ.get("GROK_BENCH_MIN_SECONDS", "1.0"))
+# The CPU speed goals this benchmark measures (the README's "Close to the limit" tracks them):
+# (what, key of `run()`'s result, "min" (the value must reach the bound) or "max", bound, unit)
+GOALS = (
+    ("[P] engine step", "prieto_softmax_collapse_engine_step_of_limit", "min", 0.75, "of the limit"),
+    ("[D] paper-size lone step", "doshi_coexistence_engine_step_of_limit", "min", 0.60, "of the limit"),
+    ("tiny lone run", "doshi_coexistence_tiny_engine_run_over_plain", "max", 1.3, "the plain-JAX step"),
+)
+
+
+def setting_key(preset: str, overrides: dict) -> str:
+    """The prefix of a setting's figures in `run()`'s result: the preset's name, `_tiny` when resized."""
+    return preset.replace("-", "_") + ("_tiny" if overrides else "")
+
+
+def goal_lines(out: dict[str, float]) -> list[str]:
+    """One line per goal of `GOALS` whose figure `out` holds: the figure, the bound, met or not."""
+    lines = []
+    for what, key, kind, bound, unit in GOALS:
+        if key not in out:
+            continue
+        value = out[key]
+        met = value >= bound if kind == "min" else value <= bound
+        shown, goal = (f"{value:.1%}", f"≥ {bound:.0%}") if kind == "min" else (f"{value:.2f}×", f"≤ {bound:g}×")
+        lines.append(f"{what}: {shown} {unit} (goal {goal}): {'met' if met else 'not met'}")
+    return lines
 
 
 def step_flops(program) -> float:
@@ -177,7 +202,7 @@ def run() -> dict[str, float]:
         engine_flops = step_flops(engine_program(cfg, 1, 1))
         alone_s, library, products = products_alone(engine_program(cfg, 1, 1))
         times = {"products": 1e3 * alone_s, **times}
-        key = name.replace("-", "_") + ("_tiny" if overrides else "")
+        key = setting_key(name, overrides)
         rows.append((label, key, flops, engine_flops, times, (library, products)))
 
     s_per_flop = min(matmul)
@@ -224,6 +249,9 @@ def run() -> dict[str, float]:
     for label, _, _, _, _, (library, products) in rows:
         rates = ", ".join(f"{p.describe()} {p.flops / s / 1e9:.0f}" for p, s in products)
         print(f"  {label} ({library}): {rates}")
+    print("goals on this machine:")
+    for line in goal_lines(out):
+        print(f"  {line}")
     print(
         f"ms per (member-)step, fastest of ≥ {REPEATS} calls and ≥ {MIN_SECONDS:g} s of calls; (x%) = limit / time. "
         f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {time.perf_counter() - start:.0f} s in all"
