@@ -1,6 +1,7 @@
 """What `benchmarks/gpu.sh` runs: the devices, [D]'s phase diagram and [P]'s StableMax run at paper size,
-the matmul peaks, the rate of each run against them, a profile of the largest group's step, and
-that step with the fused token kernels against the landed layer (`benchmarks/fused_ab.py`).
+the matmul peaks, the rate of each run against them, a profile of the largest group's step, that
+step with the fused token kernels against the landed layer (`benchmarks/fused_ab.py`), and, where
+those kernels were faster and trained the same, the diagram again with them (`GROK_FUSED_TOKEN_KERNEL=1`).
 
     benchmarks/gpu.sh                 # on an NVIDIA GPU: make setup, then .venv/bin/pip install -e ".[cuda]"
     benchmarks/gpu.sh --tiny          # the same steps at tiny sizes on any machine (what CI runs)
@@ -29,6 +30,7 @@ from pathlib import Path  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 from benchmarks.bench_limits import plain_program, step_flops  # noqa: E402
 from benchmarks.timing import best_seconds  # noqa: E402
@@ -55,6 +57,9 @@ TINY_STABLEMAX_STEPS = 60
 PAPER_PROFILE = ("[D] paper", "--members", "289", "--set", "task.train_fraction=0.6", "--steps", "20", "--top", "12")
 TINY_PROFILE = ("[D] tiny", "--members", "9", "--set", "task.p=11", "--steps", "5", "--top", "5")
 TINY_STABLEMAX_SETS = ("task.p=11", "model.widths=[16,16]")
+# fused_ab's largest parameter difference (relative) still taken as the same training: TF32 products summed
+# in another order move the last bits of 20 steps; a wrong kernel moves them by far more
+FUSED_TOLERANCE = 1e-2
 PRECISIONS = {"tf32": (jnp.float32, "tensorfloat32"), "fp32": (jnp.float32, "highest"), "fp64": (jnp.float64, None)}
 
 
@@ -66,11 +71,31 @@ def matmul_tflops(n: int, dtype, precision: str | None, repeats: int = 10) -> fl
     return 2 * n**3 / best_seconds(f, a, b, repeats=repeats) / 1e12
 
 
-def grok_command(*args: str) -> tuple[float, int, str]:
-    """(wall seconds, exit status, output) of `grok ARGS` in a fresh process."""
+def grok_command(*args: str, env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, exit status, output) of `grok ARGS` in a fresh process (`env` added to this one's)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "grok.cli", *args], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "grok.cli", *args], capture_output=True, text=True, env=os.environ | (env or {})
+    )
     return time.perf_counter() - start, proc.returncode, proc.stdout + proc.stderr
+
+
+def fused_diagram_wanted(summary: dict[str, float], tiny: bool) -> bool:
+    """Whether to train the diagram again with the fused token kernels: at the tiny sizes always (so
+    that CI runs the step; a CPU never takes the fused path, so there it trains the same program), on a
+    GPU when `fused_ab` found them faster than the landed layer and within `FUSED_TOLERANCE` of it."""
+    if tiny:
+        return True
+    fused = summary.get("fused_step_ms")
+    close = summary.get("fused_relative_difference", float("inf")) < FUSED_TOLERANCE
+    return fused is not None and fused < summary["landed_step_ms"] and close
+
+
+def majority_phases(sweep_dir: Path) -> np.ndarray:
+    """Each cell's majority phase of a finished sweep (rule `doshi`)."""
+    import grok
+
+    return np.asarray(grok.load_sweep(sweep_dir).phase_summary("doshi")["majority"])
 
 
 def sweep_tflop(spec) -> float:
@@ -89,6 +114,11 @@ def group_seconds(sweep_dir: Path) -> list[float]:
     return [
         float(json.loads(path.read_text())["wall_seconds"]) for path in sorted(sweep_dir.glob("groups/*/*/status.json"))
     ]
+
+
+def batches_line(walls: list[float]) -> str:
+    """The line that lists a sweep's batches and the wall seconds of each."""
+    return f"  {len(walls)} batch(es) of members, s each (compile included): " + ", ".join(f"{w:.1f}" for w in walls)
 
 
 def fail(what: str, rc: int, output: str) -> None:
@@ -129,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     lines = table.strip().splitlines()
     print("\n".join(lines if tiny else [*lines[:3], f"... ({len(lines)} lines in {out / 'phase.txt'})", *lines[-3:]]))
     walls = group_seconds(diagram)
-    print(f"  {len(walls)} batch(es) of members, s each (compile included): " + ", ".join(f"{w:.1f}" for w in walls))
+    print(batches_line(walls))
     print(f"  {rate:.3g} TFLOP/s: " + ", ".join(f"{rate / v:.3g} of {k}" for k, v in peaks.items() if k != "fp64"))
     summary |= {"diagram_seconds": seconds, "diagram_tflop": tflop, "diagram_tflops": rate}
     summary |= {f"diagram_batch{i}_seconds": w for i, w in enumerate(walls)}
@@ -153,6 +183,26 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"\n[D] the largest group's step, fused token kernels against the landed layer ({shlex.join(ab_args)}):")
     print("\n".join("  " + line for line in proc.stdout.strip().splitlines()))
     summary |= json.loads((out / "fused_ab.json").read_text())
+
+    if fused_diagram_wanted(summary, tiny):  # the diagram again, with the fused kernels, in a fresh process
+        fused_dir = out / "phase-fused"
+        env = {"GROK_FUSED_TOKEN_KERNEL": "1"}
+        seconds, rc, text = grok_command("sweep", str(spec), "--out", str(fused_dir), "--quiet", env=env)
+        if rc:
+            fail("GROK_FUSED_TOKEN_KERNEL=1 grok sweep", rc, text)
+        landed_phases = majority_phases(diagram)
+        differing = int(np.sum(majority_phases(fused_dir) != landed_phases))
+        walls = group_seconds(fused_dir)
+        print(
+            f"\n[D] phase diagram with the fused token kernels (GROK_FUSED_TOKEN_KERNEL=1): {seconds:.1f} s wall, "
+            f"{tflop / seconds:.3g} TFLOP/s counted as XLA's step; {differing} cell(s) of "
+            f"{landed_phases.size} in another phase than the landed layer's"
+        )
+        print(batches_line(walls))
+        summary |= {"fused_diagram_seconds": seconds, "fused_diagram_cells_differing": differing}
+        summary |= {f"fused_diagram_batch{i}_seconds": w for i, w in enumerate(walls)}
+    else:
+        print("\n[D] phase diagram with the fused token kernels: not run (not faster, or not the same training)")
 
     run = out / "stablemax"
     sets = TINY_STABLEMAX_SETS if tiny else ()

@@ -65,6 +65,26 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     assert "fused token kernels against the landed layer" in text
     assert summary["landed_step_ms"] > 0 and summary["fused_step_ms"] > 0
     assert summary["fused_relative_difference"] < 1e-4
+    # the diagram again with GROK_FUSED_TOKEN_KERNEL=1: on a CPU the same program, so the same phases
+    assert "[D] phase diagram with the fused token kernels (GROK_FUSED_TOKEN_KERNEL=1): " in text
+    assert summary["fused_diagram_seconds"] > 0 and summary["fused_diagram_cells_differing"] == 0
+    assert (tmp_path / "phase-fused" / "sweep.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("summary", "tiny", "wanted"),
+    [
+        ({"landed_step_ms": 8.0}, True, True),  # tiny: always, so that CI runs the step
+        ({"landed_step_ms": 8.0, "fused_step_ms": 5.0, "fused_relative_difference": 3e-4}, False, True),
+        ({"landed_step_ms": 8.0, "fused_step_ms": 9.0, "fused_relative_difference": 3e-4}, False, False),  # slower
+        ({"landed_step_ms": 8.0, "fused_step_ms": 5.0, "fused_relative_difference": 0.5}, False, False),  # not the same
+        ({"landed_step_ms": 8.0}, False, False),  # the default tiling failed: no figure
+    ],
+)
+def test_the_fused_diagram_runs_only_where_the_kernels_were_faster_and_the_same(summary, tiny, wanted):
+    from benchmarks.gpu_suite import fused_diagram_wanted
+
+    assert fused_diagram_wanted(summary, tiny) is wanted
 
 
 EXPECTED_FLOPS = """
