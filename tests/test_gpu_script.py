@@ -76,12 +76,12 @@ def test_gpu_script_runs_every_step_at_tiny_sizes(tmp_path):
     [
         ({"landed_step_ms": 8.0}, True, True),  # tiny: always, so that CI runs the step
         ({"landed_step_ms": 8.0, "fused_step_ms": 5.0, "fused_relative_difference": 3e-4}, False, True),
+        ({"landed_step_ms": 8.0, "fused_step_ms": 5.0, "fused_relative_difference": 0.2}, False, True),
         ({"landed_step_ms": 8.0, "fused_step_ms": 9.0, "fused_relative_difference": 3e-4}, False, False),  # slower
-        ({"landed_step_ms": 8.0, "fused_step_ms": 5.0, "fused_relative_difference": 0.5}, False, False),  # not the same
         ({"landed_step_ms": 8.0}, False, False),  # the default tiling failed: no figure
     ],
 )
-def test_the_fused_diagram_runs_only_where_the_kernels_were_faster_and_the_same(summary, tiny, wanted):
+def test_the_fused_diagram_runs_only_where_the_kernels_were_faster(summary, tiny, wanted):
     from benchmarks.gpu_suite import fused_diagram_wanted
 
     assert fused_diagram_wanted(summary, tiny) is wanted
