@@ -112,6 +112,7 @@ def _frob(a: Array) -> Array:
     return jnp.sqrt(jnp.sum(a * a))
 
 
+@jax.jit
 def centered_alignment(K: Array, Y: Array) -> Array:
     """Centered kernel-target alignment [K]: A = ⟨HKH, HYYᵀH⟩_F / (‖HKH‖_F ‖HYYᵀH‖_F).
 
@@ -128,6 +129,7 @@ def centered_alignment(K: Array, Y: Array) -> Array:
     return _safe_div(num, _frob(kc) * y_norm)
 
 
+@jax.jit
 def kernel_distance(K0: Array, Kt: Array) -> Array:
     """Kernel distance from init [K]: 1 − ⟨K₀, K_t⟩_F / (‖K₀‖_F ‖K_t‖_F); 0 for identical (or parallel) kernels.
 
@@ -135,11 +137,15 @@ def kernel_distance(K0: Array, Kt: Array) -> Array:
     in float32, 1 − cos moves in steps of ~1.2·10⁻⁷ (and can go below 0), which is the whole range
     of a lazy run's distance. Returns 1 (cosine taken as 0) when either kernel is all zeros.
     """
-    n0, nt = _frob(K0), _frob(Kt)
-    diff = _safe_div(K0, n0) - _safe_div(Kt, nt)
-    return jnp.where((n0 > 0) & (nt > 0), 0.5 * jnp.sum(jnp.square(diff)), 1.0)
+    s0, st = jnp.sum(K0 * K0), jnp.sum(Kt * Kt)
+    # K₀/‖K₀‖ − K_t/‖K_t‖ = (K₀ − K_t·‖K₀‖/‖K_t‖)/‖K₀‖, written so that identical kernels give exactly 0
+    # in a compiled program too: there XLA would take x/√s as x·rsqrt(s) and contract a·b − c·d into an
+    # FMA, which leaves ~10⁻¹⁶ for a·b = c·d; here the scale is √(s₀/s_t) = 1 and K₀ − K_t·1 = 0 exactly
+    diff = K0 - Kt * jnp.sqrt(_safe_div(s0, st))
+    return jnp.where((s0 > 0) & (st > 0), 0.5 * _safe_div(jnp.sum(jnp.square(diff)), s0), 1.0)
 
 
+@jax.jit
 def param_distance(params, params0) -> Array:
     """Relative parameter movement [K]: ‖θ − θ₀‖ / ‖θ₀‖ over all leaves flattened.
 
@@ -151,6 +157,7 @@ def param_distance(params, params0) -> Array:
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1), jnp.where(num > 0, jnp.inf, 0.0))
 
 
+@jax.jit
 def kernel_regression_test_mse(
     K_train_train: Array,
     K_test_train: Array,
@@ -173,12 +180,14 @@ def kernel_regression_test_mse(
     return jnp.mean(jnp.square(pred - y_test.astype(pred.dtype)))
 
 
+@jax.jit
 def alpha_net_stats(W_NxD: Array) -> tuple[Array, Array]:
     """Sufficient statistics of the α-net [K]: w̄ = (1/N) Σᵢ wᵢ [D] and M = (1/N) Σᵢ wᵢwᵢᵀ [D, D]."""
     n = W_NxD.shape[0]
     return jnp.mean(W_NxD, axis=0), jnp.matmul(W_NxD.T, W_NxD, precision=HIGHEST) / n
 
 
+@jax.jit
 def alpha_net_test_loss(w_bar: Array, M: Array, beta: Array, alpha, eps, target_scale=0.5) -> Array:
     """Exact population test loss of the α-net on the single-index target y = c·z², c = `target_scale`
     (½: "quadratic", 1: "square") [K, docs/formulas.md §5]. With B = 2c·ββᵀ:
