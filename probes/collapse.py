@@ -7,6 +7,8 @@ All functions are pure and jit/vmap-able; they take plain arrays or parameter py
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
@@ -29,6 +31,7 @@ def _loss_dtype(dtype) -> jnp.dtype:
     return dt
 
 
+@functools.partial(jax.jit, static_argnames=("dtype",))
 def sc_fraction(logits_NxC: Array, dtype="float32") -> Array:
     """Softmax Collapse fraction [P, §3]: share of rows whose softmax denominator rounds to exactly 1.
 
@@ -46,6 +49,7 @@ def sc_fraction(logits_NxC: Array, dtype="float32") -> Array:
     return jnp.mean((sum_exp == jnp.asarray(1, dt)).astype(jnp.float32))
 
 
+@jax.jit
 def zero_terms(per_example_losses: Array) -> Array:
     """Fraction of per-example training losses that are exactly 0 [P, §3] (float rounding of −log p_y)."""
     return jnp.mean((per_example_losses == 0).astype(jnp.float32))
@@ -71,6 +75,7 @@ def _safe_div(num: Array, den: Array, fill: float = 0.0) -> Array:
     return jnp.where(ok, num / jnp.where(ok, den, 1), fill)
 
 
+@jax.jit
 def nlm_cosine(grads, params) -> Array:
     """Naive-loss-minimization alignment [P, §4]: cos(−∇L, θ) over all parameters flattened.
 
@@ -84,6 +89,7 @@ def nlm_cosine(grads, params) -> Array:
     return _safe_div(-dot, den)
 
 
+@jax.jit
 def logit_norm(logits_NxC: Array) -> Array:
     """Mean over examples of the L2 norm of the logit row [P]: (1/N) Σ_n ‖x_n‖₂ (scalar logits: mean |x_n|)."""
     x = _acc(logits_NxC)
@@ -116,6 +122,7 @@ def leaf_name(path) -> str:
     return "/".join(_key_name(k) for k in keys) or "params"
 
 
+@jax.jit
 def weight_norms(params) -> dict[str, Array]:
     """Frobenius norm of every parameter leaf [P], keyed by :func:`leaf_name`, plus ``'total'`` = ‖θ‖₂.
 

@@ -8,6 +8,8 @@ All functions are pure and jit/vmap-able. Fourier transforms run over the token 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -22,6 +24,7 @@ def _power(v: Array, axis: int) -> Array:
     return jnp.square(f.real) + jnp.square(f.imag)
 
 
+@functools.partial(jax.jit, static_argnames=("axis",))
 def ipr(v: Array, axis: int = -1) -> Array:
     """Fourier inverse participation ratio [D]: IPR(v) = ‖ṽ‖₄⁴ / ‖ṽ‖₂⁴ with ṽ = |rfft(v)|.
 
@@ -44,6 +47,7 @@ def ipr(v: Array, axis: int = -1) -> Array:
     return jnp.where(ok, num / jnp.where(ok, den, 1), 0.0)
 
 
+@jax.jit
 def neuron_ipr(U_Nxp: Array, V_Nxp: Array, W_CxN: Array | None = None) -> Array:
     """Per-neuron IPR [D]: mean of IPR(U row k), IPR(V row k) and IPR(W column k) → [N].
 
@@ -57,6 +61,7 @@ def neuron_ipr(U_Nxp: Array, V_Nxp: Array, W_CxN: Array | None = None) -> Array:
     return sum(parts[1:], parts[0]) / len(parts)
 
 
+@jax.jit
 def dominant_frequency(U_Nxp: Array) -> Array:
     """Dominant frequency of each row [D]: argmax_k |rfft(U_n)|_k over k = 1..p//2 (DC excluded) → int [N].
 
@@ -67,6 +72,7 @@ def dominant_frequency(U_Nxp: Array) -> Array:
     return jnp.argmax(pw[..., 1:], axis=-1).astype(jnp.int32) + 1
 
 
+@functools.partial(jax.jit, static_argnames=("top", "axis", "exclude_dc"))
 def key_frequencies(E: Array, top: int | None = None, axis: int = 0, exclude_dc: bool = True) -> tuple[Array, Array]:
     """Key frequencies (Nanda-style) [D]: total Fourier power per frequency over the token axis.
 
@@ -85,6 +91,7 @@ def key_frequencies(E: Array, top: int | None = None, axis: int = 0, exclude_dc:
     return power, order
 
 
+@functools.partial(jax.jit, static_argnames=("bins",))
 def ipr_histogram(ipr_N: Array, bins: int = 20) -> Array:
     """Histogram of per-neuron IPRs over [0, 1] with ``bins`` equal bins (static) → int32 counts [bins] [D].
 
@@ -95,6 +102,7 @@ def ipr_histogram(ipr_N: Array, bins: int = 20) -> Array:
     return counts.astype(jnp.int32)
 
 
+@functools.partial(jax.jit, static_argnames=("bins",))
 def ipr_summary(U_Nxp: Array, V_Nxp: Array, W_CxN: Array | None = None, bins: int = 20) -> dict[str, Array]:
     """IPR report [D, docs/formulas.md §5]: dict(ipr=[N] per neuron, ipr_mean=scalar, ipr_hist=int [bins])."""
     v = neuron_ipr(U_Nxp, V_Nxp, W_CxN)

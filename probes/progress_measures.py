@@ -12,6 +12,7 @@ interpretability* (ICLR 2023).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -52,6 +53,7 @@ def fourier_basis(p: int) -> np.ndarray:
     return np.stack(rows)
 
 
+@jax.jit
 def frequency_power(W_pxd: Array) -> Array:
     """Power per frequency of a map over tokens (rows = tokens) → [K+1]: ‖cos_k·W‖² + ‖sin_k·W‖² (k=0: constant)."""
     p = W_pxd.shape[0]
@@ -60,6 +62,7 @@ def frequency_power(W_pxd: Array) -> Array:
     return jnp.concatenate([c[:1], c[1::2] + c[2::2]])
 
 
+@jax.jit
 def key_frequency_mask(power: Array) -> Array:
     """Which frequencies are key [N] → bool [K+1] (the constant never is).
 
@@ -73,6 +76,7 @@ def key_frequency_mask(power: Array) -> Array:
     return jnp.concatenate([jnp.zeros((1,), bool), key])
 
 
+@jax.jit
 def gini(x: Array) -> Array:
     """Gini coefficient of nonnegative values, Σᵢⱼ|xᵢ − xⱼ| / (2n Σx): 0 when all are equal (or zero).
 
@@ -119,6 +123,7 @@ def _ce(logits: Array, labels: Array) -> Array:
     return -jnp.mean(jnp.take_along_axis(logp, labels[:, None], axis=-1))
 
 
+@functools.partial(jax.jit, static_argnames=("sign",))
 def restricted_loss(
     acts_p2xN: Array, W_NxC: Array, logits_p2xC: Array, labels_p2: Array, mask: Array, sign: int = 1
 ) -> Array:
@@ -139,6 +144,7 @@ def restricted_loss(
     return jnp.where(jnp.any(mask), loss, jnp.nan)
 
 
+@functools.partial(jax.jit, static_argnames=("sign",))
 def excluded_loss(logits_p2xC: Array, train_index: Array, train_labels: Array, mask: Array, sign: int = 1) -> Array:
     """Excluded loss [N]: training loss after removing the key frequencies' cos/sin(w_k(a+b)) components
     from the logits over the full grid; NaN without key frequencies. `train_index` = a·p + b."""
@@ -149,6 +155,7 @@ def excluded_loss(logits_p2xC: Array, train_index: Array, train_labels: Array, m
     return jnp.where(jnp.any(mask), _ce(logits, train_labels), jnp.nan)
 
 
+@jax.jit
 def neuron_frequency_fraction(acts_pxpxN: Array) -> tuple[Array, Array]:
     """Neuron clusters [N]: for each neuron, the largest fraction of its variance over the grid explained
     by one frequency k (the 2D Fourier terms in {1, cos k, sin k}² minus the constant), and that k.

@@ -16,6 +16,7 @@ matrix with a large norm (λ_max ≳ 10⁹) out of it.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -81,11 +82,13 @@ def as_matrix(w: Array) -> Array:
     return w.reshape(-1, w.shape[-1])
 
 
+@jax.jit
 def singular_values(w: Array) -> Array:
     """σ of W, descending [min(N, M)]."""
     return jnp.linalg.svd(as_matrix(w), compute_uv=False)
 
 
+@jax.jit
 def esd(w: Array) -> Array:
     """The empirical spectral density of W: eigenvalues of WᵀW, λ_i = σ_i², ascending [min(N, M)];
     0 where σ_i is at or below the numerical-rank tolerance (`_esd_of`)."""
@@ -99,11 +102,13 @@ def _esd_of(sv: Array, shape: tuple[int, int]) -> Array:
     return jnp.sort(jnp.where(sv > tolerance, jnp.square(sv), 0.0))
 
 
+@jax.jit
 def spectral_norm(w: Array) -> Array:
     """‖W‖₂ = σ_max."""
     return singular_values(w)[0]
 
 
+@jax.jit
 def frobenius_norm(w: Array) -> Array:
     """‖W‖_F = sqrt(Σ_ij W_ij²)."""
     m = as_matrix(w)
@@ -129,12 +134,14 @@ def _guarded_singular_values(w: Array) -> tuple[Array, Array]:
     return jnp.linalg.svd(jnp.where(finite, m, 0.0), compute_uv=False), finite
 
 
+@jax.jit
 def stable_rank(w: Array) -> Array:
     """‖W‖_F² / ‖W‖₂² = Σσ² / σ_max² (0 for W = 0, NaN for a W with a non-finite entry)."""
     sv, finite = _guarded_singular_values(w)
     return jnp.where(finite, _stable_rank(sv), jnp.nan)
 
 
+@jax.jit
 def effective_rank(w: Array) -> Array:
     """exp(H(p)) with p_i = σ_i / Σ_j σ_j and H the Shannon entropy [RV] (0 for W = 0, NaN for a W
     with a non-finite entry)."""
@@ -142,6 +149,7 @@ def effective_rank(w: Array) -> Array:
     return jnp.where(finite, _effective_rank(sv), jnp.nan)
 
 
+@functools.partial(jax.jit, static_argnames=("min_evals", "threshold", "ks"))
 def powerlaw_fit(
     evals: Array,
     *,
@@ -206,12 +214,14 @@ def powerlaw_fit(
     )
 
 
+@functools.partial(jax.jit, static_argnames=("min_evals", "threshold", "ks"))
 def htsr_alpha(w: Array, *, min_evals: int = MIN_EVALS, threshold: float = EVAL_THRESHOLD, ks: str = "weightwatcher"):
     """HTSR α of W [MM]: the power-law fit (`powerlaw_fit`) of its ESD λ = σ² → `PowerLawFit`
     (α, x_min, KS distance, tail count, status)."""
     return powerlaw_fit(esd(w), min_evals=min_evals, threshold=threshold, ks=ks)  # (noise σ² are 0 there)
 
 
+@functools.partial(jax.jit, static_argnames=("bins", "threshold"))
 def esd_histogram(evals: Array, bins: int, threshold: float = EVAL_THRESHOLD) -> tuple[Array, Array]:
     """Counts of log10 λ over `bins` equal bins spanning [log10 λ_min, log10 λ_max] of the eigenvalues
     above `threshold`, and that range [2] (NaN range and zero counts when none is above it)."""
@@ -227,6 +237,7 @@ def esd_histogram(evals: Array, bins: int, threshold: float = EVAL_THRESHOLD) ->
     return counts, span
 
 
+@functools.partial(jax.jit, static_argnames=("min_evals", "threshold", "ks", "esd_bins"))
 def spectral_summary(
     w: Array,
     *,

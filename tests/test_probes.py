@@ -390,4 +390,30 @@ def test_kernel_distance_resolves_a_lazy_runs_small_movement_in_float32():
     got = float(probes.kernel_distance(jnp.asarray(k0, jnp.float32), jnp.asarray(kt, jnp.float32)))
     assert 0 < want < 1e-9 and got == pytest.approx(want, rel=0.05)
     assert float(probes.kernel_distance(jnp.asarray(k0, jnp.float32), jnp.asarray(k0, jnp.float32))) == 0.0
+    # exactly 0 inside a larger compiled program too, where XLA contracts products into FMAs
+    k32 = jnp.asarray(k0, jnp.float32)
+    copy = jnp.array(np.asarray(k32))  # another buffer: the program cannot see that the two are equal
+    assert float(jax.jit(probes.kernel_distance)(k32, copy)) == 0.0
+    assert (
+        np.asarray(jax.jit(jax.vmap(probes.kernel_distance))(jnp.stack([k32] * 3), jnp.stack([copy] * 3))) == 0
+    ).all()
     assert float(probes.kernel_distance(jnp.zeros((3, 3)), jnp.asarray(k0[:3, :3], jnp.float32))) == 1.0
+
+
+def test_every_public_probe_function_is_one_compiled_program():
+    """Called by hand, each compiles once per shape, not once per operation (benchmarks/bench_probe_calls.py)."""
+    from probes import neurons, progress_measures, spectral
+
+    public = [getattr(probes, name) for name in probes.__all__ if name != "empirical_ntk"]  # takes a function
+    public += [spectral.spectral_summary, spectral.htsr_alpha, spectral.powerlaw_fit, spectral.esd_histogram]
+    public += [spectral.stable_rank, spectral.effective_rank, spectral.esd, neurons.ipr_summary]
+    public += [progress_measures.frequency_power, progress_measures.restricted_loss, progress_measures.gini]
+    assert all(hasattr(fn, "lower") and hasattr(fn, "__wrapped__") for fn in public), [
+        fn.__name__ for fn in public if not hasattr(fn, "lower")
+    ]
+    # a string or integer option is static: a new value is a new program, an invalid one a clear error
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(40, 30)), jnp.float32)
+    a, b = spectral.htsr_alpha(w, ks="csn"), spectral.htsr_alpha(w, ks="weightwatcher")
+    assert int(a.status) == int(b.status) == 0
+    with pytest.raises(ValueError, match="ks must be one of"):
+        spectral.htsr_alpha(w, ks="powerlaw")
