@@ -88,7 +88,28 @@ def goal_lines(out: dict[str, float]) -> list[str]:
         met = value >= bound if kind == "min" else value <= bound
         shown, goal = (f"{value:.1%}", f"≥ {bound:.0%}") if kind == "min" else (f"{value:.2f}×", f"≤ {bound:g}×")
         lines.append(f"{what}: {shown} {unit} (goal {goal}): {'met' if met else 'not met'}")
+        budget = _budget_line(out, key, bound) if kind == "min" and not met else None
+        if budget:
+            lines.append(f"  {budget}")
     return lines
+
+
+def _budget_line(out: dict[str, float], key: str, bound: float) -> str | None:
+    """For an unmet share of the limit: the step time the goal allows, the part of it the step's
+    matrix products take on their own, and what is left for the rest of the step against what the
+    rest takes now (None where `out` lacks a figure)."""
+    stem = key.removesuffix("_of_limit")  # e.g. prieto_softmax_collapse_engine_step
+    setting = stem.removesuffix("_engine_step")
+    names = (f"{setting}_limit_ms", f"{setting}_products_ms", f"{stem}_ms")
+    if not all(name in out for name in names):
+        return None
+    limit, products, step = (out[name] for name in names)
+    allowed = limit / bound
+    head = f"at {bound:.0%} a step takes {allowed:.2f} ms; its matrix products alone take {products:.2f} ms"
+    if products >= allowed:
+        return f"{head}: more than that, so no step made of these products reaches the goal on this machine"
+    rest = f"leaving {allowed - products:.2f} ms for the rest of the step, which now takes {step - products:.2f} ms"
+    return f"{head}, {rest}"
 
 
 def step_flops(program) -> float:

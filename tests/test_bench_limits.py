@@ -29,3 +29,24 @@ def test_the_goals_read_keys_that_run_writes():
     keys = {setting_key(name, overrides) for _, name, overrides, *_ in SETTINGS}
     written = {f"{k}_engine_step_of_limit" for k in keys} | {f"{k}_engine_run_over_plain" for k in keys}
     assert {key for _, key, *_ in GOALS} <= written
+
+
+def test_an_unmet_share_of_the_limit_says_what_the_goal_leaves_beside_the_products():
+    out = {
+        "prieto_softmax_collapse_engine_step_of_limit": 6.0 / 10.0,
+        "prieto_softmax_collapse_limit_ms": 6.0,
+        "prieto_softmax_collapse_products_ms": 7.0,
+        "prieto_softmax_collapse_engine_step_ms": 10.0,
+    }
+    # 75% of a 6 ms limit allows an 8 ms step: 1 ms beside the 7 ms of products, 3 ms now
+    assert goal_lines(out) == [
+        "[P] engine step: 60.0% of the limit (goal ≥ 75%): not met",
+        "  at 75% a step takes 8.00 ms; its matrix products alone take 7.00 ms, leaving 1.00 ms for the rest of the "
+        "step, which now takes 3.00 ms",
+    ]
+    out["prieto_softmax_collapse_products_ms"] = 8.5
+    assert goal_lines(out)[1].endswith(
+        "more than that, so no step made of these products reaches the goal on this machine"
+    )
+    out["prieto_softmax_collapse_engine_step_of_limit"] = 0.8  # met: no second line
+    assert len(goal_lines(out)) == 1
